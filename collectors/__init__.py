@@ -1,0 +1,1 @@
+"""neurofx.collectors"""

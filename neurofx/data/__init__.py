@@ -1,0 +1,1 @@
+"""Bar data: loaders, validation, bundled EURUSD H1 set, features."""
