@@ -1,1 +1,12 @@
-"""neurofx.nn"""
+"""neurofx.nn: the OpenCL neural engine (device, tensors, autograd ops, layers, optimizers)."""
+
+from .device import get_device, list_devices, select_device
+from .model import Model
+from .module import LAYERS, Activation, Concat, Dense, Dropout, Module, Sequential, build_module
+from .tensor import Parameter, StateTensor, Tensor, no_grad
+
+__all__ = [
+    "LAYERS", "Activation", "Concat", "Dense", "Dropout", "Model", "Module", "Parameter",
+    "Sequential", "StateTensor", "Tensor", "build_module", "get_device", "list_devices", "no_grad",
+    "select_device",
+]

@@ -8,6 +8,7 @@ stderr; with several, GPUs win over CPUs and the choice is printed, never taken 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -162,6 +163,16 @@ class Device:
         self._kernels: dict[tuple[str, str, str], cl.Kernel] = {}
         self.fp64 = bool(self.cl_device.double_fp_config)
         self.base_align = max(self.cl_device.mem_base_addr_align // 8, 4)  # bytes
+        self.owner = ""  # name buffers are booked under (set by modules during forward)
+
+    @contextlib.contextmanager
+    def owner_scope(self, name: str):
+        """Book buffers allocated inside this block under ``name`` (e.g. a layer)."""
+        old, self.owner = self.owner, name
+        try:
+            yield
+        finally:
+            self.owner = old
 
     # ---- programs -------------------------------------------------------------------------
     def program(self, filename: str, options: tuple[str, ...] = ()) -> cl.Program:

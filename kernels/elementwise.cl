@@ -1,0 +1,62 @@
+/* Element-wise ops on contiguous float32 buffers; dimension 0 = element index.
+ * Backward kernels ACCUMULATE into the gradient (dx += ...). */
+#include "common.h"
+
+__kernel void axpby_fwd(__global const float* a, __global const float* b, __global float* y,
+                        const float alpha, const float beta) {
+    const int i = get_global_id(0);
+    y[i] = alpha * a[i] + beta * b[i];
+}
+
+/* dx += alpha * dy */
+__kernel void axpy_acc(__global const float* dy, __global float* dx, const float alpha) {
+    const int i = get_global_id(0);
+    dx[i] += alpha * dy[i];
+}
+
+__kernel void mul_fwd(__global const float* a, __global const float* b, __global float* y) {
+    const int i = get_global_id(0);
+    y[i] = a[i] * b[i];
+}
+
+/* da += dy * b */
+__kernel void mul_bwd(__global const float* dy, __global const float* b, __global float* da) {
+    const int i = get_global_id(0);
+    da[i] += dy[i] * b[i];
+}
+
+/* y (rows x n) = x + bias broadcast over rows */
+__kernel void bias_add_fwd(__global const float* x, __global const float* bias,
+                           __global float* y, const int n) {
+    const int i = get_global_id(0);
+    y[i] = x[i] + bias[i % n];
+}
+
+/* dbias[j] += sum_r dy[r, j]; one work-item per column j */
+__kernel void bias_add_bwd(__global const float* dy, __global float* dbias,
+                           const int rows, const int n) {
+    const int j = get_global_id(0);
+    float s = 0.0f;
+    for (int r = 0; r < rows; ++r) s += dy[r * n + j];
+    dbias[j] += s;
+}
+
+__kernel void act_fwd(__global const float* x, __global float* y, const int act) {
+    const int i = get_global_id(0);
+    y[i] = act_apply(x[i], act);
+}
+
+__kernel void act_bwd(__global const float* x, __global const float* y,
+                      __global const float* dy, __global float* dx, const int act) {
+    const int i = get_global_id(0);
+    dx[i] += dy[i] * act_grad(x[i], y[i], act);
+}
+
+/* y = x * mask / (1 - p), mask = uniform(seed, counter, i) >= p; keeps the mask for backward */
+__kernel void dropout_fwd(__global const float* x, __global float* y, __global float* mask,
+                          const float p, const uint seed, const uint counter) {
+    const int i = get_global_id(0);
+    const float m = uniform01(seed, counter, (uint)i) >= p ? 1.0f / (1.0f - p) : 0.0f;
+    mask[i] = m;
+    y[i] = x[i] * m;
+}

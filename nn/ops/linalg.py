@@ -1,0 +1,67 @@
+"""Matrix ops on the engine's GEMM kernels: matmul (with transposes), linear, transpose."""
+
+from __future__ import annotations
+
+
+from ..tensor import Tensor, make_output
+from ._launch import i32, launch
+from .elementwise import bias_add
+
+
+def _dims(t: Tensor, trans: bool) -> tuple[int, int]:
+    if len(t.shape) != 2:
+        raise ValueError(f"matmul expects 2-D tensors, got shape {t.shape}")
+    r, c = t.shape
+    return (c, r) if trans else (r, c)
+
+
+def matmul(a: Tensor, b: Tensor, trans_a: bool = False, trans_b: bool = False) -> Tensor:
+    """op(a) @ op(b), where op transposes when the flag is set; all row-major."""
+    m, k = _dims(a, trans_a)
+    k2, n = _dims(b, trans_b)
+    if k != k2:
+        raise ValueError(f"matmul: inner sizes differ ({m}x{k} @ {k2}x{n})")
+    out = make_output((m, n), (a, b), "matmul")
+    from ..gemm import get_gemm  # noqa: PLC0415
+
+    gemm = get_gemm(out.device)
+    gemm.gemm(a.buf, b.buf, out.buf, m, n, k, trans_a=trans_a, trans_b=trans_b)
+    if out.requires_grad:
+        def _backward():
+            dc = out.grad_buf
+            if a.requires_grad:
+                if not trans_a:  # dA (m,k) += dC (m,n) @ op(B)^T
+                    gemm.gemm(dc, b.buf, a.ensure_grad(), m, k, n,
+                              trans_b=not trans_b, accumulate=True)
+                else:            # dA (k,m) += op(B) (k,n) @ dC^T
+                    gemm.gemm(b.buf, dc, a.ensure_grad(), k, m, n,
+                              trans_a=trans_b, trans_b=True, accumulate=True)
+            if b.requires_grad:
+                if not trans_b:  # dB (k,n) += op(A)^T @ dC
+                    gemm.gemm(a.buf, dc, b.ensure_grad(), k, n, m,
+                              trans_a=not trans_a, accumulate=True)
+                else:            # dB (n,k) += dC^T @ op(A)
+                    gemm.gemm(dc, a.buf, b.ensure_grad(), n, k, m,
+                              trans_a=True, trans_b=trans_a, accumulate=True)
+        out._backward = _backward
+    return out
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x (rows, in) @ weight (out, in)^T + bias (out,), like torch.nn.functional.linear."""
+    y = matmul(x, weight, trans_b=True)
+    return bias_add(y, bias) if bias is not None else y
+
+
+def transpose(x: Tensor) -> Tensor:
+    """2-D transpose (a copy)."""
+    if len(x.shape) != 2:
+        raise ValueError(f"transpose expects a 2-D tensor, got {x.shape}")
+    rows, cols = x.shape
+    out = make_output((cols, rows), (x,), "transpose")
+    launch(out.device, "shape.cl", "transpose2d", (cols, rows), x.buf, out.buf, i32(rows),
+           i32(cols), i32(0))
+    if out.requires_grad:
+        out._backward = lambda: launch(out.device, "shape.cl", "transpose2d", (rows, cols),
+                                       out.grad_buf, x.ensure_grad(), i32(cols), i32(rows), i32(1))
+    return out
