@@ -75,8 +75,10 @@ def main() -> None:
     ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     args = ap.parse_args()
     print(f"device: {get_device().info}")
-    print(f"MLP {'-'.join(map(str, SIZES))} tanh, {args.optimizer}, {args.steps} steps per batch size")
-    print(f"{'batch':>6} {'neurofx samples/s':>18} {'ms/step':>8} {'torch samples/s':>16} {'ratio':>6}")
+    sizes = "-".join(map(str, SIZES))
+    print(f"MLP {sizes} tanh, {args.optimizer}, {args.steps} steps per batch size")
+    print(f"{'batch':>6} {'neurofx samples/s':>18} {'ms/step':>8} "
+          f"{'torch samples/s':>16} {'ratio':>6}")
     for batch in (1, 32, 256):
         steps = max(args.steps // (1 if batch < 256 else 4), 10)
         ours = neurofx_rate(batch, steps, args.optimizer)

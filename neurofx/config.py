@@ -79,7 +79,8 @@ def _merge(cfg: dict, new: dict, origin: str) -> None:
                 raise ConfigError(f"{origin}: unknown key {section}.{key}; valid: "
                                   f"{', '.join(cfg[section])}")
             default = cfg[section][key]
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if isinstance(default, float) and is_int:
                 value = float(value)
             if type(value) is not type(default):
                 raise ConfigError(f"{origin}: {section}.{key} must be {type(default).__name__}, "

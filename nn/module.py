@@ -91,7 +91,7 @@ class Module:
         return {"type": type(self).__name__, **self.config()}
 
     def extra_losses(self) -> list[Tensor]:
-        """Loss terms a layer adds to the objective (e.g. a VAE head's KL), from the last forward."""
+        """Loss terms layers add to the objective (e.g. a VAE head's KL) in the last forward."""
         out = []
         for _, m in self.modules():
             out.extend(getattr(m, "_extra_losses", []))

@@ -102,7 +102,8 @@ class ParameterStore:
         missing, extra = names - set(values), set(values) - names
         if missing or extra:
             raise ValueError(
-                f"parameter names differ: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}"
+                f"parameter names differ: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(extra)[:5]}"
             )
         host = np.zeros(self.size, dtype=np.float32)
         for s in self.specs:

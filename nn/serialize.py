@@ -114,7 +114,8 @@ def load_model(path, name: str | None = None, expect: dict | None = None):
         model.load_parameters(content["params"])
         load_state(model, content["state"])
     except ValueError as exc:
-        raise ModelFileError(f"{path}: weights do not fit the stored architecture ({exc})") from None
+        raise ModelFileError(
+            f"{path}: weights do not fit the stored architecture ({exc})") from None
     model.file_content = content
     return model
 

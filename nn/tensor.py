@@ -131,7 +131,8 @@ class Tensor:
         return f"Tensor(shape={self.shape}{label}{' grad' if self.requires_grad else ''})"
 
 
-def make_output(shape, parents: tuple[Tensor, ...], op: str, buf: cl.Buffer | None = None) -> Tensor:
+def make_output(shape, parents: tuple[Tensor, ...], op: str,
+                buf: cl.Buffer | None = None) -> Tensor:
     """An op's result tensor; it joins the graph when grad is on and a parent needs grad."""
     needs = _grad_enabled and any(p.requires_grad for p in parents)
     dev = parents[0].device

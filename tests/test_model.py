@@ -14,7 +14,8 @@ from neurofx.nn.serialize import ModelFileError, read_model_file
 
 
 def mlp(n_in=4, hidden=16, n_out=2, seed=0, act="tanh"):
-    return Sequential([Dense(n_in, hidden, act, seed=seed), Dense(hidden, hidden, act, seed=seed + 1),
+    return Sequential([Dense(n_in, hidden, act, seed=seed),
+                       Dense(hidden, hidden, act, seed=seed + 1),
                        Dense(hidden, n_out, seed=seed + 2)])
 
 
@@ -55,7 +56,7 @@ def test_mlp_learns_known_regression():
     y = (np.sin(x[:, 0]) + 0.5 * x[:, 1] * x[:, 2])[:, None].astype(np.float32)
     model = Model(Sequential([Dense(3, 32, "tanh", seed=1), Dense(32, 1, seed=2)]), name="reg")
     opt = make_optimizer("adam", model.store, lr=1e-2)
-    for epoch in range(60):
+    for _epoch in range(60):
         order = rng.permutation(1536)
         for i in range(0, 1536, 64):
             idx = order[i:i + 64]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ..tensor import Tensor, make_output
 from ._launch import i32, launch
 from .elementwise import bias_add

@@ -1,0 +1,169 @@
+"""Report charts: matplotlib object API on the Agg canvas (no pyplot, no display needed).
+
+Each function takes arrays and an output path, writes one PNG atomically and returns the path.
+Times are Unix seconds, shown in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from neurofx.reports.io import atomic_path
+
+DPI = 100
+WIN, LOSS = "#2e7d32", "#c62828"
+BALANCE, EQUITY = "#1f4e9c", "#e08a00"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+TIME_LABEL = "time (UTC)"
+
+
+def _dates(time_s) -> np.ndarray:
+    return np.asarray(time_s, dtype=np.int64).astype("datetime64[s]")
+
+
+def _time_axis(ax) -> None:
+    loc = AutoDateLocator()
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    FigureCanvasAgg(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    return Path(path)
+
+
+def drawdown_pct(equity_usd, deposit_usd: float) -> np.ndarray:
+    """Fall below the running peak (which starts at the deposit), in % of that peak, <= 0."""
+    e = np.asarray(equity_usd, dtype=np.float64)
+    peak = np.maximum.accumulate(np.concatenate([[float(deposit_usd)], e]))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peak > 0, (e - peak) / peak * 100.0, np.nan)
+
+
+def equity_chart(
+    time_s, balance_usd, equity_usd, deposit_usd: float, path: str | os.PathLike, *,
+    entry_time_s=(), entry_direction=(), exit_time_s=(), exit_net_usd=(), title: str = "",
+) -> Path:
+    """Balance and equity with entry/exit markers on top, equity drawdown (%) below.
+
+    Entries: triangles up (long) / down (short); exits: dots, green for a win, red otherwise.
+    Markers sit on the equity curve at their time.
+    """
+    t = np.asarray(time_s, dtype=np.int64)
+    eq = np.asarray(equity_usd, dtype=np.float64)
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    x = _dates(t)
+    top.plot(x, balance_usd, color=BALANCE, lw=1.6, label="balance")
+    top.plot(x, eq, color=EQUITY, lw=1.0, label="equity")
+    top.axhline(deposit_usd, color="0.6", lw=0.8, ls=":", label="deposit")
+
+    def on_curve(ts):
+        return np.interp(np.asarray(ts, dtype=np.float64), t.astype(np.float64), eq)
+
+    et, ed = np.asarray(entry_time_s, dtype=np.int64), np.asarray(entry_direction)
+    for mask, marker, label in ((ed > 0, "^", "long entry"), (ed < 0, "v", "short entry")):
+        if mask.any():
+            top.scatter(_dates(et[mask]), on_curve(et[mask]), marker=marker, s=36,
+                        color="#444", zorder=3, label=label)
+    xt, xn = np.asarray(exit_time_s, dtype=np.int64), np.asarray(exit_net_usd, dtype=np.float64)
+    for mask, color, label in ((xn > 0, WIN, "exit, win"), (xn <= 0, LOSS, "exit, loss")):
+        if mask.any():
+            top.scatter(_dates(xt[mask]), on_curve(xt[mask]), marker="o", s=22, color=color,
+                        edgecolor="white", linewidth=0.5, zorder=4, label=label)
+    top.set_ylabel("balance / equity (USD)")
+    top.set_title(title or "Balance and equity")
+    top.grid(alpha=0.3)
+    top.legend(loc="best", fontsize=8, ncols=3)
+
+    dd = drawdown_pct(eq, deposit_usd)
+    bottom.fill_between(x, dd, 0.0, color=LOSS, alpha=0.35, lw=0)
+    bottom.plot(x, dd, color=LOSS, lw=0.8)
+    bottom.set_ylabel("equity drawdown (%)")
+    bottom.set_xlabel(TIME_LABEL)
+    bottom.grid(alpha=0.3)
+    _time_axis(bottom)
+    return _save(fig, path)
+
+
+def _bars(ax, labels, sums, counts) -> None:
+    colors = [WIN if v > 0 else LOSS for v in sums]
+    ax.bar(np.arange(len(labels)), sums, color=colors)
+    ax.set_xticks(np.arange(len(labels)), labels)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.grid(axis="y", alpha=0.3)
+    for i, (v, n) in enumerate(zip(sums, counts, strict=True)):
+        if n:
+            ax.annotate(str(n), (i, v), ha="center", va="bottom" if v >= 0 else "top",
+                        fontsize=7, color="0.3")
+
+
+def pnl_by_time_chart(exit_time_s, net_usd, path: str | os.PathLike) -> Path:
+    """Net P/L summed by the hour of day and by the weekday of the exit (bar labels: trades)."""
+    t = np.asarray(exit_time_s, dtype=np.int64)
+    net = np.asarray(net_usd, dtype=np.float64)
+    hour = (t // 3600) % 24
+    weekday = (t // 86400 + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(2.4, 1))
+    _bars(left, [str(h) for h in range(24)],
+          np.bincount(hour, net, minlength=24), np.bincount(hour, minlength=24))
+    left.set_xlabel("hour of exit (UTC)")
+    left.set_ylabel("net P/L (USD)")
+    left.set_title("P/L by hour of day")
+    _bars(right, WEEKDAYS, np.bincount(weekday, net, minlength=7),
+          np.bincount(weekday, minlength=7))
+    right.set_xlabel("weekday of exit (UTC)")
+    right.set_ylabel("net P/L (USD)")
+    right.set_title("P/L by weekday")
+    return _save(fig, path)
+
+
+def mfe_mae_chart(mfe_usd, mae_usd, net_usd, path: str | os.PathLike) -> Path:
+    """Trade result against its maximum adverse (left) and favourable (right) excursion."""
+    mfe, mae = np.asarray(mfe_usd, np.float64), np.asarray(mae_usd, np.float64)
+    net = np.asarray(net_usd, dtype=np.float64)
+    colors = np.where(net > 0, WIN, LOSS)
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    for ax, x, name in zip(fig.subplots(1, 2), (mae, mfe),
+                           ("maximum adverse excursion, MAE", "maximum favourable excursion, MFE"),
+                           strict=True):
+        ax.scatter(x, net, c=colors, s=24, edgecolor="white", linewidth=0.5)
+        ax.axhline(0.0, color="0.3", lw=0.8)
+        ax.axvline(0.0, color="0.3", lw=0.8)
+        ax.set_xlabel(f"{name} (USD)")
+        ax.set_ylabel("trade net result (USD)")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Excursions per trade")
+    return _save(fig, path)
+
+
+def equity_overlay_chart(
+    labels: Sequence[str], time_s: Sequence, equity_usd: Sequence, deposit_usd: Sequence[float],
+    path: str | os.PathLike,
+) -> Path:
+    """Equity curves of several runs overlaid, with their drawdowns (%) below."""
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    for label, t, e, dep in zip(labels, time_s, equity_usd, deposit_usd, strict=True):
+        x = _dates(t)
+        (line,) = top.plot(x, e, lw=1.2, label=label)
+        bottom.plot(x, drawdown_pct(e, dep), lw=0.9, color=line.get_color())
+    top.set_ylabel("equity (USD)")
+    top.set_title("Equity of the compared runs")
+    top.grid(alpha=0.3)
+    top.legend(loc="best", fontsize=9)
+    bottom.set_ylabel("equity drawdown (%)")
+    bottom.set_xlabel(TIME_LABEL)
+    bottom.grid(alpha=0.3)
+    _time_axis(bottom)
+    return _save(fig, path)
