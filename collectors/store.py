@@ -1,0 +1,408 @@
+"""`TrajectoryStore`: a directory of trajectories with the seed's replay-buffer rules.
+
+Layout (format ``neurofx-trajectories`` version 1, described in docs/trajectories.md)::
+
+    store/
+      manifest.json        the commit point: format, version, capacity, next_id, entries
+      traj_000001.npz      one file per trajectory (deflated .npy members, no pickle)
+
+A write puts the ``.npz`` under a temporary name, renames it, then rewrites the manifest the
+same way. Whatever moment the writer dies at, the manifest names only complete files; files
+it does not name are ignored on load and deleted by the next write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neurofx.errors import NeurofxError
+
+from .trajectory import ARRAY_SPECS, Trajectory, check_arrays
+
+FORMAT_NAME = "neurofx-trajectories"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DEFAULT_CAPACITY = 500  # seed MaxReplayBuffer
+DEFAULT_MIN_PROFIT = 10.0  # seed Research MinProfit (ResearchRealORL uses -10000)
+_TMP_PREFIX = ".tmp-"
+_FILE_RE = re.compile(r"traj_\d{6,}\.npz")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same adds -> same bytes
+_ENTRY_FIELDS = {
+    "file": str, "steps": int, "bytes": int, "sha256": str, "profit": float,
+    "final_equity": float, "score": float, "policy": str, "seed": (int, type(None)),
+    "period": str,
+}
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """Outcome of :meth:`TrajectoryStore.add`: kept or not, why, and what it replaced."""
+
+    kept: bool
+    reason: str
+    file: str | None = None
+    replaced: str | None = None
+
+
+def _dump_json(obj) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(_TMP_PREFIX + path.name)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (zip of ``.npy`` members, as np.savez_compressed) with fixed timestamps."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def trajectory_npz(traj: Trajectory) -> bytes:
+    arrays = {name: getattr(traj, name) for name in ARRAY_SPECS}
+    arrays["meta"] = np.array(json.dumps(traj.metadata(), sort_keys=True, allow_nan=False))
+    return npz_bytes(arrays)
+
+
+class TrajectoryStore:
+    """A versioned, pickle-free trajectory buffer on disk (one writer at a time).
+
+    Open with :meth:`open`. ``len(store)`` trajectories are listed in ``store.entries`` (dicts
+    with file, steps, profit, final_equity, score, policy, seed, period, sha256, bytes).
+    """
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path = path
+        self.capacity: int = manifest["capacity"]
+        self._next_id: int = manifest["next_id"]
+        self.entries: list[dict] = manifest["trajectories"]
+
+    # ---- opening and validation -------------------------------------------------------------
+    @classmethod
+    def open(cls, path, *, create: bool = False, capacity: int = DEFAULT_CAPACITY):
+        """Open the store at ``path``; with ``create`` make an empty one if there is none.
+
+        ``capacity`` applies to a new store; an existing store keeps its own.
+        """
+        path = Path(path)
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise NeurofxError(f"{path}: capacity must be a positive integer, got {capacity!r}")
+        mpath = path / MANIFEST
+        if mpath.is_file():
+            store = cls(path, cls._read_manifest(mpath))
+            for e in store.entries:
+                fpath = path / e["file"]
+                if not fpath.is_file():
+                    raise NeurofxError(f"{fpath}: listed in {mpath} but missing; restore it")
+                if fpath.stat().st_size != e["bytes"]:
+                    raise NeurofxError(
+                        f"{fpath}: field 'bytes' is {fpath.stat().st_size} on disk, "
+                        f"{e['bytes']} in {MANIFEST}; the file was changed or truncated"
+                    )
+            return store
+        if path.exists() and not path.is_dir():
+            raise NeurofxError(f"{path}: is a file, not a trajectory store directory")
+        if path.is_dir():
+            foreign = [p.name for p in path.iterdir() if not cls._is_ours(p.name)]
+            if foreign:
+                raise NeurofxError(
+                    f"{path}: not a neurofx trajectory store (no {MANIFEST}, holds "
+                    f"'{sorted(foreign)[0]}'); choose an empty or new directory"
+                )
+        elif not create:
+            raise NeurofxError(f"{path}: no trajectory store here; run 'neurofx research' first")
+        # a directory holding only our own leftovers is an empty store that was never committed
+        empty = {"capacity": capacity, "next_id": 1, "trajectories": []}
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return cls(path, empty)
+
+    @staticmethod
+    def _is_ours(name: str) -> bool:
+        return name.startswith(_TMP_PREFIX) or bool(_FILE_RE.fullmatch(name))
+
+    @staticmethod
+    def _read_manifest(mpath: Path) -> dict:
+        try:
+            data = json.loads(mpath.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise NeurofxError(f"{mpath}: not a neurofx trajectory manifest ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            raise NeurofxError(
+                f"{mpath}: field 'format' is not '{FORMAT_NAME}'; not a neurofx trajectory store"
+            )
+        if data.get("version") != FORMAT_VERSION:
+            raise NeurofxError(
+                f"{mpath}: field 'version' is {data.get('version')!r}, this neurofx reads "
+                f"version {FORMAT_VERSION}; use the neurofx that wrote it or collect again"
+            )
+        for key in ("capacity", "next_id"):
+            v = data.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise NeurofxError(f"{mpath}: field '{key}' must be a positive integer, got {v!r}")
+        entries = data.get("trajectories")
+        if not isinstance(entries, list):
+            raise NeurofxError(f"{mpath}: field 'trajectories' must be a list")
+        if len(entries) > data["capacity"]:
+            raise NeurofxError(f"{mpath}: field 'trajectories' holds more than 'capacity' entries")
+        seen = set()
+        for i, e in enumerate(entries):
+            where = f"{mpath}: trajectories[{i}]"
+            if not isinstance(e, dict):
+                raise NeurofxError(f"{where} must be an object")
+            for key, typ in _ENTRY_FIELDS.items():
+                v = e.get(key)
+                if typ is float:
+                    ok = isinstance(v, (int, float)) and math.isfinite(v)
+                else:
+                    ok = isinstance(v, typ)
+                ok = ok and not isinstance(v, bool)
+                if not ok:
+                    raise NeurofxError(f"{where}: field '{key}' is missing or has a wrong type")
+            if not _FILE_RE.fullmatch(e["file"]) or e["file"] in seen:
+                raise NeurofxError(f"{where}: field 'file' {e['file']!r} is not a valid file name")
+            seen.add(e["file"])
+        return data
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def arrays(self, index: int, fields=tuple(ARRAY_SPECS)) -> dict[str, np.ndarray]:
+        """Read and check some arrays of trajectory ``index`` (sha256 of the whole file first)."""
+        e = self.entries[index]
+        fpath = self.path / e["file"]
+        data = fpath.read_bytes()
+        if hashlib.sha256(data).hexdigest() != e["sha256"]:
+            raise NeurofxError(
+                f"{fpath}: field 'sha256' does not match {MANIFEST}; the file is corrupt"
+            )
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                out = {name: npz[name] for name in fields if name in npz.files}
+                meta = npz["meta"] if "meta" in npz.files else None
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+            raise NeurofxError(f"{fpath}: not a readable trajectory file ({err})") from None
+        steps = check_arrays(out, str(fpath), tuple(fields))
+        if steps != e["steps"]:
+            raise NeurofxError(f"{fpath}: field 'steps' is {steps}, {MANIFEST} says {e['steps']}")
+        try:
+            if meta is None or meta.shape != () or meta.dtype.kind != "U":
+                raise ValueError("not a 0-d text array")
+            out["meta"] = json.loads(meta.item())
+            if not isinstance(out["meta"], dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            raise NeurofxError(f"{fpath}: field 'meta' is missing or invalid ({err})") from None
+        return out
+
+    def load(self, index: int) -> Trajectory:
+        """The full trajectory ``index`` (validated)."""
+        a = self.arrays(index)
+        meta = a.pop("meta")
+        return Trajectory(
+            **a,
+            profit=meta["profit"], policy=meta["policy"], seed=meta["seed"],
+            period=meta["period"], final_equity=meta["final_equity"],
+            discounted=meta["discounted"], gamma=meta["gamma"], extra=meta["extra"],
+        )
+
+    def __iter__(self):
+        return (self.load(i) for i in range(len(self)))
+
+    def verify(self) -> None:
+        """Read and check every file; raises on the first problem."""
+        for i in range(len(self)):
+            self.arrays(i)
+
+    def scores(self) -> np.ndarray:
+        """Sampling scores (spec 5.1) of all trajectories, from the manifest."""
+        return np.array([e["score"] for e in self.entries], dtype=np.float64)
+
+    # ---- writing ------------------------------------------------------------------------------
+    def add(self, traj: Trajectory, min_profit: float = DEFAULT_MIN_PROFIT) -> AddResult:
+        """Apply the seed's buffer rules to one pass and commit it if kept.
+
+        Kept if ``profit >= min_profit`` and ``profit != 0``. A full store replaces its
+        trajectory with the lowest final equity when the new final equity is >= that minimum.
+        Rewards are discounted here if the pass has not been discounted yet.
+        """
+        if not isinstance(traj, Trajectory):
+            raise TypeError(f"add() takes a Trajectory, got {type(traj).__name__}")
+        if traj.profit == 0:
+            return AddResult(False, "profit is 0 (the seed discards passes without trades)")
+        if traj.profit < min_profit:
+            return AddResult(False, f"profit {traj.profit:.2f} < min_profit {min_profit:.2f}")
+        slot = len(self.entries)
+        if slot >= self.capacity:
+            equities = [e["final_equity"] for e in self.entries]
+            slot = int(np.argmin(equities))
+            if traj.final_equity < equities[slot]:
+                return AddResult(
+                    False,
+                    f"buffer full ({self.capacity}) and final equity {traj.final_equity:.2f} < "
+                    f"lowest kept {equities[slot]:.2f}",
+                )
+        if not traj.discounted:
+            traj = traj.discount()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._clean_orphans()
+        data = trajectory_npz(traj)
+        name = f"traj_{self._next_id:06d}.npz"
+        entry = {
+            "bytes": len(data),
+            "file": name,
+            "final_equity": traj.final_equity,
+            "period": str(traj.period),
+            "policy": traj.policy,
+            "profit": traj.profit,
+            "score": traj.score,
+            "seed": traj.seed,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "steps": traj.steps,
+        }
+        entries = list(self.entries)
+        replaced = entries[slot]["file"] if slot < len(entries) else None
+        if replaced is None:
+            entries.append(entry)
+        else:
+            entries[slot] = entry
+        manifest = {
+            "capacity": self.capacity,
+            "format": FORMAT_NAME,
+            "next_id": self._next_id + 1,
+            "trajectories": entries,
+            "version": FORMAT_VERSION,
+        }
+        _write_atomic(self.path / name, data)
+        _write_atomic(self.path / MANIFEST, _dump_json(manifest))  # commit point
+        _fsync_dir(self.path)
+        self.entries, self._next_id = entries, self._next_id + 1
+        if replaced is not None:
+            (self.path / replaced).unlink(missing_ok=True)
+            reason = f"kept, replaced {replaced} (lowest final equity)"
+        else:
+            reason = "kept"
+        return AddResult(True, reason, file=name, replaced=replaced)
+
+    def _clean_orphans(self) -> None:
+        listed = {e["file"] for e in self.entries}
+        for p in self.path.iterdir():
+            if self._is_ours(p.name) and p.name not in listed and p.is_file():
+                p.unlink(missing_ok=True)
+
+    # ---- summary ------------------------------------------------------------------------------
+    def info(self) -> StoreInfo:
+        """Counts, steps, profit distribution and action statistics (reads actions/accounts)."""
+        n = len(self.entries)
+        profits = np.array([e["profit"] for e in self.entries], dtype=np.float64)
+        equities = np.array([e["final_equity"] for e in self.entries], dtype=np.float64)
+        policies: dict[str, int] = {}
+        for e in self.entries:
+            policies[e["policy"]] = policies.get(e["policy"], 0) + 1
+        s1 = np.zeros(6)
+        s2 = np.zeros(6)
+        held = 0
+        steps = 0
+        for i in range(n):
+            a = self.arrays(i, ("actions", "accounts"))
+            act = a["actions"].astype(np.float64)
+            s1 += act.sum(axis=0)
+            s2 += (act * act).sum(axis=0)
+            held += int(np.count_nonzero((a["accounts"][:, 2] > 0) | (a["accounts"][:, 3] > 0)))
+            steps += act.shape[0]
+        mean = s1 / steps if steps else np.full(6, np.nan)
+        std = np.sqrt(np.maximum(s2 / steps - mean**2, 0.0)) if steps else np.full(6, np.nan)
+
+        def q(values, fn):
+            return float(fn(values)) if n else float("nan")
+
+        return StoreInfo(
+            path=str(self.path), format_version=FORMAT_VERSION, trajectories=n,
+            capacity=self.capacity, total_steps=steps,
+            profit_min=q(profits, np.min), profit_median=q(profits, np.median),
+            profit_max=q(profits, np.max), final_equity_min=q(equities, np.min),
+            final_equity_max=q(equities, np.max), policies=dict(sorted(policies.items())),
+            action_mean=tuple(float(x) for x in mean), action_std=tuple(float(x) for x in std),
+            position_share=held / steps if steps else float("nan"),
+        )
+
+
+ACTION_NAMES = ("buy_lots", "buy_tp", "buy_sl", "sell_lots", "sell_tp", "sell_sl")
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """Summary of a store. ``position_share``: share of steps whose account record shows open
+    buy or sell lots at the bar's open. ``action_std`` is the population std over all steps."""
+
+    path: str
+    format_version: int
+    trajectories: int
+    capacity: int
+    total_steps: int
+    profit_min: float
+    profit_median: float
+    profit_max: float
+    final_equity_min: float
+    final_equity_max: float
+    policies: dict
+    action_mean: tuple
+    action_std: tuple
+    position_share: float
+
+    def to_text(self) -> str:
+        lines = [
+            f"store        {self.path} ({FORMAT_NAME} v{self.format_version})",
+            f"trajectories {self.trajectories} of {self.capacity}, {self.total_steps} steps",
+        ]
+        if self.trajectories:
+            pol = ", ".join(f"{k} {v}" for k, v in self.policies.items())
+            lines += [
+                f"profit       min {self.profit_min:.2f}  median {self.profit_median:.2f}  "
+                f"max {self.profit_max:.2f}",
+                f"final equity min {self.final_equity_min:.2f}  max {self.final_equity_max:.2f}",
+                f"policies     {pol}",
+                f"open position on {100 * self.position_share:.1f}% of steps",
+                "action       " + "  ".join(f"{n:>9}" for n in ACTION_NAMES),
+                "  mean       " + "  ".join(f"{v:9.4f}" for v in self.action_mean),
+                "  std        " + "  ".join(f"{v:9.4f}" for v in self.action_std),
+            ]
+        return "\n".join(lines)
+
+    __str__ = to_text
