@@ -1,0 +1,147 @@
+"""Drive a :class:`~neurofx.strategies.broker.ForexBroker` from a backtrader replay.
+
+backtrader supplies the clock (``cheat_on_open=True``): ``next_open`` runs at the open of bar t
+(broker ``open_bar``, then the ``decide(t)`` hook, whose orders fill at that open) and ``next``
+at its close (broker ``close_bar``: intrabar TP/SL, stop-out, marking, then the per-bar record).
+backtrader's own broker is never given an order.
+
+``decide`` must only use bars closed before t: :attr:`ReplayStrategy.view` holds array views
+ending at t-1 plus the open quote of t. The bt lines (``self.data.high[0]``...) already hold bar
+t's full values at ``next_open`` time; strategies must not read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from neurofx.deals import Deal
+
+from .broker import ACCOUNT_FIELDS, AccountState, BrokerConfig, ForexBroker
+from .feeds import BarArrays, make_feed
+
+RECORD_FIELDS = ACCOUNT_FIELDS
+
+
+class MarketView:
+    """What a decision at the open of bar ``t`` may see: closed bars ``[0, t)`` and the open quote.
+
+    The ``past_*`` arrays are read-only views ending at bar t-1 (index -1 = last closed bar).
+    """
+
+    __slots__ = ("t", "time_s", "bid", "ask", "_bars")
+
+    def __init__(self, bars: BarArrays, t: int, bid: float, ask: float):
+        self._bars, self.t, self.bid, self.ask = bars, t, bid, ask
+        self.time_s = int(bars.time_s[t])
+
+    def _past(self, name: str) -> np.ndarray:
+        v = getattr(self._bars, name)[: self.t]
+        v.flags.writeable = False
+        return v
+
+    past_time_s = property(lambda self: self._past("time_s"))
+    past_open = property(lambda self: self._past("open"))
+    past_high = property(lambda self: self._past("high"))
+    past_low = property(lambda self: self._past("low"))
+    past_close = property(lambda self: self._past("close"))
+    past_volume = property(lambda self: self._past("volume"))
+    past_spread_points = property(lambda self: self._past("spread_points"))
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Deals, per-bar account arrays (at each bar's close) and the final account."""
+
+    deals: list[Deal]
+    time_s: np.ndarray
+    records: dict[str, np.ndarray]
+    final: AccountState
+    config: BrokerConfig
+    rejected_orders: int
+    strategy: ReplayStrategy
+
+    @property
+    def balance(self) -> np.ndarray:
+        return self.records["balance_usd"]
+
+    @property
+    def equity(self) -> np.ndarray:
+        return self.records["equity_usd"]
+
+    def deals_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([d.as_row() for d in self.deals])
+
+
+class ReplayStrategy(bt.Strategy):
+    """Base strategy: subclasses override :meth:`decide` and trade through ``self.fx``.
+
+    Constructed by :func:`run_replay` with plain keyword arguments; subclasses take their own
+    keyword arguments and pass ``bars``, ``fx`` and ``close_at_end`` on to this ``__init__``.
+    """
+
+    def __init__(self, bars: BarArrays, fx: ForexBroker, close_at_end: bool = True):
+        self.bars = bars
+        self.fx = fx
+        self.close_at_end = close_at_end
+        self.view: MarketView | None = None
+        self.table = np.full((len(bars), len(RECORD_FIELDS)), np.nan)
+        self.records = {name: self.table[:, i] for i, name in enumerate(RECORD_FIELDS)}
+        self.bars_done = 0
+        self._t = -1
+
+    def decide(self, t: int) -> None:
+        """Hook at the open of bar ``t``: read ``self.view``, place orders on ``self.fx``."""
+
+    # backtrader calls prenext*/nextstart* before its minimum period; route all to one path
+    def next_open(self):
+        self._t = t = self._t + 1
+        b = self.bars
+        if self.data.datetime[0] != b.dtnum[t]:
+            raise RuntimeError(f"feed and bar arrays out of step at bar {t}")
+        fx = self.fx
+        fx.open_bar(int(b.time_s[t]), b.open[t], b.spread_points[t])
+        self.view = MarketView(b, t, fx.bid, fx.ask)
+        self.decide(t)
+
+    def next(self):
+        t = self._t
+        b = self.bars
+        fx = self.fx
+        fx.close_bar(b.high[t], b.low[t], b.close[t])
+        if self.close_at_end and t == len(b) - 1 and fx.positions:
+            fx.close_all(reason="end_of_test")
+        self.table[t] = fx.account_values()
+        self.bars_done = t + 1
+
+    prenext_open = nextstart_open = next_open
+    prenext = nextstart = next
+
+
+def run_replay(bars: pd.DataFrame | BarArrays, strategy_cls: type[ReplayStrategy], start=None,
+               end=None, broker_config: BrokerConfig | None = None, feed: str = "numpy",
+               close_at_end: bool = True, **strategy_kwargs) -> ReplayResult:
+    """Replay ``bars`` (``start <= time < end``) through ``strategy_cls`` with a fresh broker.
+
+    Open positions are closed at the last bar's close (reason ``end_of_test``) unless
+    ``close_at_end`` is False. ``strategy_kwargs`` go to the strategy's ``__init__``.
+    """
+    arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
+    if start is not None or end is not None:
+        arrays = arrays.window(start, end)
+    fx = ForexBroker(broker_config)
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    cerebro.adddata(make_feed(arrays, feed))
+    cerebro.addstrategy(strategy_cls, bars=arrays, fx=fx, close_at_end=close_at_end,
+                        **strategy_kwargs)
+    strat = cerebro.run()[0]
+    if strat.bars_done != len(arrays):
+        raise RuntimeError(f"replay stopped after {strat.bars_done} of {len(arrays)} bars")
+    return ReplayResult(
+        deals=list(fx.deals), time_s=arrays.time_s, records=strat.records,
+        final=fx.snapshot(), config=fx.config, rejected_orders=fx.rejected_orders,
+        strategy=strat,
+    )
