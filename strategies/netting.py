@@ -83,7 +83,7 @@ def apply_action(broker: ForexBroker, action: Sequence[float], *, zero_means_non
         stops_points += round(broker.spread / cfg.point)
     stops = stops_points * cfg.point
     tp_stops = 2 * stops if stops_mode == "test" else stops
-    sides = []
+    plans = []
     for side, (lots, tp_frac, sl_frac) in ((BUY, a[0:3]), (SELL, a[3:6])):
         tp_dist = tp_frac * max_tp_points * cfg.point
         sl_dist = sl_frac * max_sl_points * cfg.point
@@ -91,14 +91,23 @@ def apply_action(broker: ForexBroker, action: Sequence[float], *, zero_means_non
         use_sl = sl_frac > 0 or not zero_means_none
         if (lots < cfg.min_lot - 1e-12 or (use_tp and tp_dist <= tp_stops + 1e-12)
                 or (use_sl and sl_dist <= stops + 1e-12)):
-            closed = sum(d.volume for d in broker.close_all(side))
-            sides.append(SideExecution(side, 0.0, None, None, round(closed, 8), 0.0, 0, 0))
+            plans.append((side, None))
             continue
         sign = 1.0 if side == BUY else -1.0
         ref = broker.ask if side == BUY else broker.bid
         tp = round(ref + sign * tp_dist, cfg.digits) if use_tp else None
         sl = round(ref - sign * sl_dist, cfg.digits) if use_sl else None
-        sides.append(_trade_side(broker, side, _normalise_lots(lots, cfg), tp, sl))
+        plans.append((side, (_normalise_lots(lots, cfg), tp, sl)))
+    # the closing side goes first, so a reversal closes the old direction before it opens the
+    # new one (the seed always handled buys first; see docs/broker.md)
+    done = {}
+    for side, plan in sorted(plans, key=lambda sp: sp[1] is not None):
+        if plan is None:
+            closed = sum(d.volume for d in broker.close_all(side))
+            done[side] = SideExecution(side, 0.0, None, None, round(closed, 8), 0.0, 0, 0)
+        else:
+            done[side] = _trade_side(broker, side, *plan)
+    sides = [done[BUY], done[SELL]]
     return NettingResult(a, sides[0], sides[1])
 
 

@@ -40,18 +40,16 @@ def test_deals_alternate_in_out_with_hand_profit(summary, jan):
     for d in deals:
         by_pos.setdefault(d.position_id, []).append(d)
     assert all([d.entry for d in ds] == ["in", "out"] for ds in by_pos.values())
-    # at most one position open between bars; the seed trades the buy side first, so a
-    # sell->buy reversal is (in buy, out sell) and a buy->sell one (out buy, in sell)
+    # at most one position open at any time: a reversal closes the old side, then opens
     open_n, reversals = 0, 0
     for i, d in enumerate(deals):
         open_n += 1 if d.entry == "in" else -1
-        last_of_bar = i + 1 == len(deals) or deals[i + 1].time != d.time
-        assert open_n <= (1 if last_of_bar else 2)
+        assert open_n <= 1
         prev = deals[i - 1] if i else None
         if prev and prev.time == d.time and prev.position_id != d.position_id \
                 and prev.reason == d.reason == "agent":
             reversals += 1
-            assert (prev.entry, prev.side) in (("in", "buy"), ("out", "sell"))
+            assert (prev.entry, d.entry) == ("out", "in") and prev.side == d.side
     assert reversals > 0
     t_index = {int(t.value // 10**9): i for i, t in enumerate(pd.DatetimeIndex(jan.time))}
     gaps = 0
