@@ -75,16 +75,14 @@ def baseline_encoder(hidden: int = 256, seed: int = 1, norm_window: int = 10000)
 
 
 @register("actor", "baseline")
-def baseline_actor(hidden: int = 256, seed: int = 11, stochastic: bool = False,
-                   kld_mult: float = 1e-3) -> dict:
+def baseline_actor(hidden: int = 256, seed: int = 11, kld_mult: float = 1e-3) -> dict:
     """[account 12 ; forecast 216] -> MLP -> (mu, logvar) of 6 actions -> VAE head."""
     return {"type": "Sequential", "layers": [
         {"type": "Concat"},
         _dense(ACCOUNT_SIZE + FORECAST_SIZE, hidden, "sigmoid", seed),
         _dense(hidden, hidden, "sigmoid", seed + 1),
         _dense(hidden, 2 * N_ACTIONS, "none", seed + 2),
-        {"type": "VAEHead", "k": N_ACTIONS, "kld_mult": kld_mult, "stochastic": stochastic,
-         "seed": seed + 3},
+        {"type": "VAEHead", "k": N_ACTIONS, "kld_mult": kld_mult, "seed": seed + 3},
     ]}
 
 

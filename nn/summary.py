@@ -71,7 +71,7 @@ def memory_table(model, batch=None, optimizer=None, input_shapes=None) -> list[d
 
 
 def _natural_key(name: str):
-    return [int(p) if p.isdigit() else p for p in name.split(".")]
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.split(".")]
 
 
 def _fmt_bytes(n: int) -> str:
