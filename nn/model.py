@@ -19,8 +19,11 @@ from .tensor import Tensor, no_grad
 class Model:
     """Owns a module tree and its parameters on one device."""
 
-    def __init__(self, net: Module | dict, name: str = "model", device: Device | None = None):
+    def __init__(self, net: Module | dict, name: str = "model", device: Device | None = None,
+                 loss_fn=None):
+        """``loss_fn(prediction, target) -> (1,)-tensor`` defaults to ``ops.mse_loss``."""
         self.device = device or get_device()
+        self.loss_fn = loss_fn or ops.mse_loss
         self.net = build_module(net) if isinstance(net, dict) else net
         self.name = name
         for path, module in self.net.modules():
@@ -89,16 +92,17 @@ class Model:
         return self.predict(*inputs)
 
     def loss(self, inputs, target) -> Tensor:
-        """MSE(forward(inputs), target) plus any extra loss terms of the layers (e.g. KL)."""
+        """loss_fn(forward(inputs), target) (MSE by default) plus the layers' extra loss terms
+        (e.g. a VAE head's KL)."""
         inputs = inputs if isinstance(inputs, tuple | list) else (inputs,)
         out = self.forward(*inputs)
-        total = ops.mse_loss(out, self._as_tensor(target))
+        total = self.loss_fn(out, self._as_tensor(target))
         for extra in self.net.extra_losses():
             total = ops.add(total, extra)
         return total
 
     def train_step(self, inputs, target, optimizer) -> float:
-        """zero_grad, forward, MSE backward, optimizer step; returns the loss (one host sync)."""
+        """zero_grad, forward, loss backward, optimizer step; returns the loss (one host sync)."""
         self.zero_grad()
         loss = self.loss(inputs, target)
         loss.backward()
