@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from .tensor import Tensor
@@ -25,11 +27,12 @@ def memory_table(model, batch=None, optimizer=None, input_shapes=None) -> list[d
         per_param_opt = optimizer.state_bytes_by_param()
     acts: dict[str, int] = {}
     if batch and input_shapes:
+        gc.collect()  # earlier graphs that were never backpropagated still hold buffers
         before = dev.memory.snapshot()
         inputs = [Tensor.zeros((batch, *shape), device=dev) for shape in input_shapes]
         was = model.net.training
         out = model.forward(*inputs)
-        out.backward(np.zeros(out.shape, np.float32))
+        out.backward(np.zeros(out.shape, np.float32), retain_graph=True)
         dev.finish()
         after = dev.memory.snapshot()
         model.net.train(was)
@@ -42,6 +45,7 @@ def memory_table(model, batch=None, optimizer=None, input_shapes=None) -> list[d
                     layer = owner[len(prefix):] if owner.startswith(prefix) else owner
                     acts[layer] = acts.get(layer, 0) + delta
         del out, inputs
+        gc.collect()
     rows: dict[str, dict] = {}
     modules = dict(model.net.modules())
     for spec in model.store.specs:

@@ -100,8 +100,12 @@ class Tensor:
         return Tensor(self.shape, self.buf, device=self.device, name=self.name)
 
     # ---- autograd ------------------------------------------------------------------------
-    def backward(self, grad: np.ndarray | None = None) -> None:
-        """Accumulate d(self)/d(leaf) into every tensor of the graph (seed: ones or ``grad``)."""
+    def backward(self, grad: np.ndarray | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every tensor of the graph (seed: ones or ``grad``).
+
+        Like torch, the graph is released afterwards unless ``retain_graph``: the backward
+        closures reference their outputs, and releasing them lets device buffers go at once
+        instead of waiting for Python's cycle collector."""
         order: list[Tensor] = []
         seen: set[int] = set()
         stack: list[tuple[Tensor, bool]] = [(self, False)]
@@ -125,6 +129,10 @@ class Tensor:
         for node in reversed(order):
             if node._backward is not None:
                 node._backward()
+        if not retain_graph:
+            for node in order:
+                node._backward = None
+                node._parents = ()
 
     def __repr__(self) -> str:
         label = f" op={self.op}" if self.op else ""

@@ -157,6 +157,12 @@ def test_summary_reports_measured_bytes():
     assert total["optim_bytes"] == opt.state_bytes() >= 2 * 4 * n
     first = rows[0]
     assert first["layer"] == "0" and first["params"] == 1080 * 256 + 256
+    assert first["optim_bytes"] == 2 * 4 * first["params"]  # Adam: exp_avg + exp_avg_sq
+    mini = make_optimizer("adam-mini", model.store, lr=1e-3)
+    mini.step()
+    rows_mini = model.memory(optimizer=mini)
+    # Adam-mini: full first moment, one second moment per weight row, per element for biases
+    assert rows_mini[0]["optim_bytes"] == 4 * (first["params"] + 256 + 256)
     # activations of layer 0 at batch 32: matmul out + bias out + tanh out, each with a grad
     assert first["act_bytes"] >= 3 * 2 * 32 * 256 * 4
     text = model.summary(batch=32, optimizer=opt, input_shapes=[(1080,)])

@@ -153,6 +153,19 @@ class Optimizer:
         """Device bytes held by the optimizer state (0 before the first step)."""
         return self._state_bytes
 
+    def state_bytes_by_param(self) -> dict[str, int]:
+        """State bytes attributable to each parameter (per-element slots and per-block slots;
+        alignment padding and lookup tables are only in :meth:`state_bytes`)."""
+        specs = self.store.specs
+        total_blocks = sum(s.n_blocks for s in specs)
+        slots = self._slots() if self._state_made else []
+        out = {}
+        for spec in specs:
+            n = sum(spec.numel if slot.per_element
+                    else spec.n_blocks if slot.count == total_blocks else 0 for slot in slots)
+            out[spec.name] = 4 * n
+        return out
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Plain numpy arrays (no objects): save with ``np.savez``, load with allow_pickle=False."""
         specs = self.store.specs
