@@ -1,11 +1,170 @@
-"""`neurofx research`: not built yet (see the project's open issues)."""
+"""`neurofx research`: collect trajectories with agent passes; `neurofx research info`."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import shlex
+import sys
+from pathlib import Path
 
 from neurofx.errors import NeurofxError
 
-
-def add_arguments(parser):
-    parser.add_argument("rest", nargs="*", help="arguments of the future command")
+EXAMPLE_DEALS = "example_deals_ma_cross.csv"
 
 
-def run(args):
-    raise NeurofxError("'neurofx research' is not built yet; it arrives with its own issue")
+def add_arguments(parser) -> None:
+    parser.add_argument("action", nargs="?", choices=["info"], default=None,
+                        help="'info': print counts, steps, profits and action statistics of "
+                             "the store instead of collecting")
+    parser.add_argument("--store", metavar="DIR", default=None,
+                        help="trajectory store directory (default: <runs.root>/trajectories)")
+    parser.add_argument("--policy", choices=["random", "neural", "real-orl"], default="random",
+                        help="who trades: seeded random actions, the encoder+actor models, or "
+                             "actions rebuilt from deal histories (default: random)")
+    parser.add_argument("--passes", type=int, default=16, metavar="N",
+                        help="passes to run (random/neural; real-orl runs one per deal file)")
+    parser.add_argument("--jobs", "-j", type=int, default=None, metavar="J",
+                        help="parallel processes (default: the CPU count)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="run seed; pass i uses a seed derived from (seed, i) (default 0)")
+    parser.add_argument("--start", default="2023-01-01",
+                        help="first bar time of a pass, inclusive (default 2023-01-01)")
+    parser.add_argument("--end", default="2024-01-01",
+                        help="end of a pass, exclusive (default 2024-01-01)")
+    parser.add_argument("--min-profit", type=float, default=None, metavar="USD",
+                        help="keep passes with profit >= this (default: 10; real-orl -10000)")
+    parser.add_argument("--capacity", type=int, default=500,
+                        help="trajectories a NEW store holds (default 500, the seed's buffer)")
+    parser.add_argument("--deals", nargs="+", metavar="FILE", default=None,
+                        help="real-orl: deal histories (MQL5 Signals CSV, MT5 deals export or "
+                             "neurofx deals.csv), one pass each (default: the bundled "
+                             "rule-based example, not a real signal)")
+    parser.add_argument("--encoder", default="baseline", metavar="PATH|NAME",
+                        help="neural: encoder model file or registered architecture "
+                             "(random weights) (default: baseline)")
+    parser.add_argument("--actor", default="baseline", metavar="PATH|NAME",
+                        help="neural: actor model file or registered architecture "
+                             "(default: baseline)")
+    parser.add_argument("--no-explore", action="store_true",
+                        help="neural: use the actor's mean action (no VAE sampling)")
+    parser.add_argument("--config", metavar="FILE", default=None, help="TOML config file")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (repeatable)")
+
+
+def _store_path(args, cfg) -> Path:
+    return Path(args.store) if args.store else Path(cfg["runs"]["root"]) / "trajectories"
+
+
+def _broker_config(cfg):
+    from neurofx.strategies.broker import BrokerConfig
+
+    b = cfg["broker"]
+    return BrokerConfig(
+        symbol=cfg["data"]["symbol"], initial_deposit_usd=b["deposit_usd"],
+        leverage=b["leverage"], min_spread_points=b["min_spread_points"],
+        commission_usd_per_lot_side=b["commission_per_lot_usd"],
+        stop_out_level_pct=b["stop_out_pct"])
+
+
+def _load_bars(cfg):
+    from neurofx.data import compute_features, first_valid_row, load_bars
+
+    d = cfg["data"]
+    bars = load_bars(d["file"] or None, fmt=d["format"], source_tz=d["source_tz"] or None,
+                     tz=d["tz"] or None)
+    features = compute_features(bars, tick_volume=d["tick_volume"])
+    return bars, features, first_valid_row(features)
+
+
+def _info(args, cfg) -> int:
+    from neurofx.collectors.store import TrajectoryStore
+
+    store = TrajectoryStore.open(_store_path(args, cfg))
+    print(store.info().to_text())
+    return 0
+
+
+def run(args) -> int:
+    from neurofx.config import load_config, run_dir, snapshot
+
+    cfg = load_config(args.config, args.set)
+    if args.action == "info":
+        return _info(args, cfg)
+
+    from tqdm import tqdm
+
+    from neurofx.collectors.store import TrajectoryStore
+    from neurofx.data.features import HISTORY_BARS
+    from neurofx.strategies import research
+    from neurofx.strategies.agent import window_bounds
+    from neurofx.strategies.feeds import BarArrays
+
+    jobs = (os.cpu_count() or 1) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise NeurofxError(f"--jobs must be >= 1, got {jobs}")
+    if args.seed < 0:
+        raise NeurofxError(f"--seed must be >= 0, got {args.seed}")
+    if args.policy != "real-orl" and args.deals:
+        raise NeurofxError("--deals is for --policy real-orl; drop it or add --policy real-orl")
+    min_profit = research.MIN_PROFIT[args.policy] if args.min_profit is None \
+        else args.min_profit
+    # open the store first: a corrupt or foreign directory stops the run before any work
+    store = TrajectoryStore.open(_store_path(args, cfg), create=True, capacity=args.capacity)
+    broker = _broker_config(cfg)
+    bars, features, first_valid = _load_bars(cfg)
+    arrays = BarArrays.from_frame(bars)
+    lo, hi = window_bounds(arrays.time_s, args.start, args.end)
+    if lo - HISTORY_BARS < first_valid:
+        raise NeurofxError(
+            f"--start {args.start}: the first state needs {HISTORY_BARS} bars with warmed-up "
+            f"indicators before it; the data allows a start from bar "
+            f"{arrays_time(arrays, first_valid + HISTORY_BARS)} (fix: a later --start)")
+    deal_files = list(args.deals or [])
+    if args.policy == "real-orl" and not deal_files:
+        deal_files = [str(importlib.resources.files("neurofx.data").joinpath(EXAMPLE_DEALS))]
+        print(f"neurofx research: no --deals given; using the bundled {EXAMPLE_DEALS} (made "
+              f"by a moving-average crossover rule, NOT a real signal)", file=sys.stderr)
+    window = research.window_of(arrays, args.start, args.end)
+    specs = research.pass_specs(args.policy, args.passes, args.seed, deal_files, window,
+                                broker, cfg["data"]["symbol"])
+    options = {}
+    if args.policy == "neural":
+        from neurofx.strategies.policies import NeuralPolicy
+
+        options = {"encoder": args.encoder, "actor": args.actor,
+                   "stochastic": not args.no_explore}
+        # build once here: bad model files fail before workers start; reused when jobs == 1
+        research.cache_neural_policy(options, NeuralPolicy(**options))
+    setup = research.ResearchSetup(arrays, features, args.start, args.end, broker, args.policy,
+                                   options)
+    snapshot({**cfg, "research": {k: v for k, v in vars(args).items() if k != "_run"}},
+             run_dir(cfg, "research"),
+             "neurofx research " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+
+    summary = research.ResearchSummary()
+    bar = tqdm(total=len(specs), unit="pass", desc="research", disable=None, file=sys.stderr)
+
+    def progress(spec, traj, result):
+        bar.update(1)
+        bar.set_postfix(kept=summary.kept, profit=f"{traj.profit:.0f}")
+
+    try:
+        research.collect(setup, specs, store, min_profit, jobs=min(jobs, len(specs)),
+                         on_result=progress, summary=summary)
+    except KeyboardInterrupt:
+        bar.close()
+        print(summary.to_text(store), file=sys.stderr)
+        raise
+    bar.close()
+    print(summary.to_text(store))
+    return 0
+
+
+def arrays_time(arrays, index: int) -> str:
+    import pandas as pd
+
+    if index >= len(arrays):
+        return "(none: the file is too short)"
+    return f"{pd.Timestamp(int(arrays.time_s[index]), unit='s'):%Y-%m-%d %H:%M}"

@@ -1,0 +1,233 @@
+"""Policies that choose the 6-value action at the open of every bar (spec 3.1, 4.1, 4.2).
+
+A policy is any object with ``reset(seed=None)`` (called once at the start of every pass) and
+``act(t, state, account_vector) -> 6 floats`` ``[buy lots, buy TP, buy SL, sell lots, sell TP,
+sell SL]`` (TP/SL as fractions of 1000 points). ``t`` is the bar index in the pass, ``state`` the
+1080 state values (float32) and ``account_vector`` the actor's 12 values (float32). The
+strategy nets and executes what ``act`` returns (strategies/netting.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from neurofx.errors import NeurofxError
+
+from .broker import BrokerConfig
+from .feeds import BarArrays
+
+N_ACTIONS = 6
+
+
+@runtime_checkable
+class Policy(Protocol):
+    name: str
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a pass: clear per-pass state; ``seed`` seeds any randomness of the pass."""
+
+    def act(self, t: int, state: np.ndarray, account_vector: np.ndarray) -> Sequence[float]:
+        """The action at the open of bar ``t`` of the pass."""
+
+
+class ScriptedPolicy:
+    """Fixed actions by bar index (``{t: action}``; other bars get ``default``), for tests.
+
+    Records every ``(t, state, account_vector)`` it is asked about in ``calls``.
+    """
+
+    name = "scripted"
+
+    def __init__(self, actions: dict[int, Sequence[float]],
+                 default: Sequence[float] = (0.0,) * N_ACTIONS):
+        self.actions = {int(t): tuple(float(x) for x in a) for t, a in actions.items()}
+        self.default = tuple(float(x) for x in default)
+        self.calls: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        self.calls = []
+
+    def act(self, t, state, account_vector):
+        self.calls.append((t, np.array(state), np.array(account_vector)))
+        return self.actions.get(t, self.default)
+
+
+class RandomPolicy:
+    """Seeded random trader whose actions open, hold, trail and close real trades.
+
+    At the first bar, and afterwards with probability ``1 - hold_prob`` per bar, it draws a new
+    target: flat (probability ``flat_prob``), else buy or sell with equal odds, lots uniform in
+    ``[min_lot, max_lots]``; all four TP/SL fractions uniform in ``tp_range``/``sl_range``. The
+    other bars repeat the target, which the netting rule turns into holding the position with
+    TP/SL re-priced from the quote (SL only in the favourable direction). Each bar consumes the
+    same number of draws from one ``np.random.Generator`` seeded by ``reset(seed)``.
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 0, max_lots: float = 0.1, min_lot: float = 0.01,
+                 hold_prob: float = 0.95, flat_prob: float = 0.3,
+                 tp_range: tuple[float, float] = (0.1, 1.0),
+                 sl_range: tuple[float, float] = (0.1, 1.0)):
+        for name, p in (("hold_prob", hold_prob), ("flat_prob", flat_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise NeurofxError(f"random policy: {name} must be in [0, 1], got {p}")
+        if not 0 < min_lot <= max_lots:
+            raise NeurofxError(f"random policy: need 0 < min_lot <= max_lots, got {min_lot}, "
+                               f"{max_lots}")
+        for name, (lo, hi) in (("tp_range", tp_range), ("sl_range", sl_range)):
+            if not 0 <= lo <= hi:
+                raise NeurofxError(f"random policy: {name} must be 0 <= low <= high, got "
+                                   f"({lo}, {hi})")
+        self.max_lots, self.min_lot = float(max_lots), float(min_lot)
+        self.hold_prob, self.flat_prob = float(hold_prob), float(flat_prob)
+        self.tp_range, self.sl_range = tuple(tp_range), tuple(sl_range)
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = 0 if seed is None else int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.target: tuple[float, ...] | None = None
+
+    def act(self, t, state, account_vector):
+        u = self.rng.random(7)  # change?, side, lots, 4 x TP/SL: the same draws every bar
+        if self.target is None or u[0] >= self.hold_prob:
+            lots = self.min_lot + u[2] * (self.max_lots - self.min_lot)
+            (tlo, thi), (slo, shi) = self.tp_range, self.sl_range
+            tp_b, sl_b, tp_s, sl_s = (tlo + u[3] * (thi - tlo), slo + u[4] * (shi - slo),
+                                      tlo + u[5] * (thi - tlo), slo + u[6] * (shi - slo))
+            side_u = (u[1] - self.flat_prob) / (1.0 - self.flat_prob) if self.flat_prob < 1 \
+                else -1.0
+            if u[1] < self.flat_prob:
+                buy = sell = 0.0
+            elif side_u < 0.5:
+                buy, sell = lots, 0.0
+            else:
+                buy, sell = 0.0, lots
+            self.target = (buy, tp_b, sl_b, sell, tp_s, sl_s)
+        return self.target
+
+
+def _load_or_build(role: str, spec, **overrides):
+    """A Model from a file path, a registered architecture name, or a Model as is."""
+    from neurofx.nn import Model, agents
+
+    if isinstance(spec, Model):
+        return spec
+    path = Path(str(spec))
+    if path.suffix or path.exists():
+        return Model.load(path, name=role)
+    if str(spec) not in getattr(agents, f"{role.upper()}S"):
+        raise NeurofxError(
+            f"--{role} {spec!r}: no such model file and no registered {role} of that name; "
+            f"give a model file or one of {', '.join(sorted(getattr(agents, role.upper() + 'S')))}"
+        )
+    return agents.build(role, str(spec), model_name=role, **overrides)
+
+
+class NeuralPolicy:
+    """The seed's agent: encoder (state -> 216 forecast) then actor (account 12, forecast 216).
+
+    ``encoder``/``actor`` are model files, registered architecture names (random weights, as
+    the seed creates when no model file exists) or :class:`~neurofx.nn.Model` objects. With
+    ``stochastic`` (default) every ``VAEHead`` of the actor samples in eval mode: the seed's
+    exploration. The models are stateful across the bars of a pass (recurrent layers, the
+    running normaliser's statistics); ``reset(seed)`` restores the state they had when the
+    policy was made, clears recurrent state (``model.reset_state()``) and re-seeds the VAE
+    noise, so every pass starts like a fresh MT5 tester pass that loads the model files.
+    """
+
+    name = "neural"
+
+    def __init__(self, encoder="baseline", actor="baseline", stochastic: bool = True):
+        self.encoder = _load_or_build("encoder", encoder)
+        self.actor = _load_or_build("actor", actor)
+        self.stochastic = bool(stochastic)
+        self.encoder.eval()
+        self.actor.eval()
+        self._heads = [m for _, m in self.actor.net.modules()
+                       if type(m).__name__ == "VAEHead"]
+        for head in self._heads:
+            head.stochastic = self.stochastic
+        self._base_seeds = [int(getattr(h, "seed", 0)) for h in self._heads]
+        self._initial = [self._state_of(m) for m in (self.encoder, self.actor)]
+        self.seed: int | None = None
+
+    @staticmethod
+    def _state_of(model) -> dict[str, np.ndarray]:
+        return {name: t.numpy().copy() for name, t in model.net.named_state()}
+
+    def reset(self, seed: int | None = None) -> None:
+        for model, saved in zip((self.encoder, self.actor), self._initial, strict=True):
+            for name, tensor in model.net.named_state():
+                tensor.assign(saved[name])
+            model.reset_state()
+        self.seed = seed
+        for head, base in zip(self._heads, self._base_seeds, strict=True):
+            # the pass seed replaces the file's noise seed; the counter restarts at 0
+            head.seed = base if seed is None else (int(seed) + 7919 * base) & 0xFFFFFFFF
+            head.calls = 0
+
+    def act(self, t, state, account_vector):
+        s = np.asarray(state, dtype=np.float32).reshape(1, -1)
+        a = np.asarray(account_vector, dtype=np.float32).reshape(1, -1)
+        forecast = self.encoder.predict(s)
+        out = self.actor.predict(a, forecast).reshape(-1)
+        if out.size != N_ACTIONS:
+            raise NeurofxError(f"actor model returns {out.size} values per bar; a policy needs "
+                               f"{N_ACTIONS} (buy lots, TP, SL, sell lots, TP, SL)")
+        return tuple(float(x) for x in out)
+
+
+class RealORLPolicy:
+    """Precomputed actions per bar (spec 4.2), e.g. from :func:`realorl_policy`."""
+
+    name = "real-orl"
+
+    def __init__(self, actions: np.ndarray, source: str = ""):
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.ndim != 2 or actions.shape[1] != N_ACTIONS:
+            raise NeurofxError(f"real-orl actions must have shape (bars, 6), got {actions.shape}")
+        self.actions = actions
+        self.source = source
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def act(self, t, state, account_vector):
+        return tuple(self.actions[t])
+
+
+def open_quotes(bars: BarArrays, config: BrokerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Bid and ask at every bar open exactly as :meth:`ForexBroker.open_bar` quotes them."""
+    d = config.digits
+    spread = np.array([round(max(float(s), config.min_spread_points) * config.point, d)
+                       for s in bars.spread_points])
+    bid = np.array([round(float(x), d) for x in bars.open])
+    ask = np.array([round(b + s, d) for b, s in zip(bid, spread, strict=True)])
+    return bid, ask
+
+
+def realorl_policy(deals, bars: BarArrays, config: BrokerConfig | None = None,
+                   source: str = "") -> RealORLPolicy:
+    """Real-ORL actions of ``deals`` (``HistDeal`` list) on the bars of a pass."""
+    from neurofx.collectors.realorl import realorl_actions
+
+    config = config or BrokerConfig()
+    bid, ask = open_quotes(bars, config)
+    actions = realorl_actions(deals, bars.time_s, bid, ask, point=config.point)
+    if not np.isfinite(actions).all():
+        raise NeurofxError(f"{source or 'deals'}: reconstructed actions are not finite")
+    return RealORLPolicy(actions, source)
+
+
+def pass_seed(seed: int, index: int) -> int:
+    """The seed of pass ``index`` of a run with ``seed``: independent of how passes are spread
+    over processes (a 32-bit draw of ``np.random.SeedSequence([seed, index])``)."""
+    if seed < 0 or index < 0:
+        raise NeurofxError(f"seed and pass index must be >= 0, got {seed}, {index}")
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])

@@ -1,0 +1,266 @@
+"""Research runs: many agent passes -> trajectories -> the store (seed Research.mq5 and
+ResearchRealORL.mq5, spec 4.1-4.2).
+
+Passes run in worker processes (``spawn``: OpenCL contexts do not survive ``fork``), each pass
+seeded from ``(seed, pass index)``; results are added to the store in pass order, so a command
+writes byte-identical store files whatever the number of processes. See docs/research.md.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neurofx.collectors.realorl import (
+    DealImport,
+    import_mt5_deals,
+    import_neurofx_deals,
+    import_signals_csv,
+)
+from neurofx.collectors.store import AddResult, TrajectoryStore
+from neurofx.collectors.trajectory import Trajectory
+from neurofx.deals import DEAL_COLUMNS, Deal
+from neurofx.errors import NeurofxError
+
+from .agent import run_agent_pass, window_bounds
+from .broker import BrokerConfig
+from .feeds import BarArrays
+from .policies import NeuralPolicy, RandomPolicy, RealORLPolicy, pass_seed, realorl_policy
+
+POLICIES = ("random", "neural", "real-orl")
+DEFAULT_START, DEFAULT_END = "2023-01-01", "2024-01-01"
+MIN_PROFIT = {"random": 10.0, "neural": 10.0, "real-orl": -10_000.0}  # seed MinProfit
+
+
+# ---- deal files ---------------------------------------------------------------------------
+def detect_deal_format(path) -> str:
+    """``neurofx``, ``mt5`` or ``signals`` from the first non-empty line of a deal file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeurofxError(f"{path}: deal file not found (fix: check the --deals path)")
+    from neurofx.collectors.realorl import _read_lines
+
+    first = next((ln for ln in _read_lines(path) if ln.strip()), None)
+    if first is None:
+        raise NeurofxError(f"{path}: empty file; expected a Signals, MT5 or neurofx deal history")
+    low = first.lower()
+    if "position_id" in low and "ticket" in low:
+        return "neurofx"
+    if "direction" in low and "deal" in low:
+        return "mt5"
+    return "signals"
+
+
+_IMPORTERS: dict[str, Callable[..., DealImport]] = {
+    "neurofx": import_neurofx_deals, "mt5": import_mt5_deals, "signals": import_signals_csv,
+}
+
+
+def import_deal_file(path, symbol: str = "EURUSD") -> tuple[str, DealImport]:
+    """Detect the format of ``path`` and import its deals of ``symbol``."""
+    fmt = detect_deal_format(path)
+    imp = _IMPORTERS[fmt](path, symbol=symbol)
+    if not imp.deals:
+        raise NeurofxError(
+            f"{path}: no closed {symbol} deals ({imp.skipped_symbols} rows of other symbols, "
+            f"{imp.unmatched} unmatched); a Real-ORL pass needs at least one")
+    return fmt, imp
+
+
+def write_deals_csv(deals: list[Deal], path) -> None:
+    """Write deals in the neurofx ``deals.csv`` format (importable for Real-ORL), atomically."""
+    lines = [",".join(DEAL_COLUMNS)]
+    for d in deals:
+        lines.append(",".join((
+            str(d.ticket), str(d.time), d.symbol, d.side, d.entry, f"{d.volume:.2f}",
+            f"{d.price:.5f}", f"{d.commission:.2f}", f"{d.swap:.2f}", f"{d.profit:.2f}",
+            str(d.position_id), d.reason, str(d.entry_time), f"{d.entry_price:.5f}")))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def example_deals(bars, start=DEFAULT_START, end=DEFAULT_END) -> list[Deal]:
+    """Deals of the bundled demo (``ma_cross_backtest`` with its defaults) over 2023.
+
+    ``neurofx/data/example_deals_ma_cross.csv`` is ``write_deals_csv(example_deals(bars))`` on
+    the bundled bars: a RULE-BASED moving-average crossover, not a real trading signal.
+    """
+    from .ma_cross import ma_cross_backtest
+
+    return ma_cross_backtest(bars, start=start, end=end).result.deals
+
+
+# ---- passes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PassSpec:
+    """One pass to run: its index, seed and (Real-ORL) precomputed actions."""
+
+    index: int
+    seed: int | None
+    actions: np.ndarray | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class ResearchSetup:
+    """Everything a worker needs (picklable): bars and features of the whole file, window,
+    broker, policy kind and options."""
+
+    bars: BarArrays
+    features: np.ndarray
+    start: object
+    end: object
+    broker: BrokerConfig
+    policy: str
+    policy_options: dict = field(default_factory=dict)
+
+
+_WORKER: dict = {}
+
+
+def _make_policy(setup: ResearchSetup, spec: PassSpec):
+    if setup.policy == "random":
+        return RandomPolicy(**setup.policy_options)
+    if setup.policy == "neural":
+        # one model pair per process, reused across its passes (reset() restores its state)
+        key = repr(sorted(setup.policy_options.items()))
+        cached = _WORKER.get("neural")
+        if cached is None or cached[0] != key:
+            cached = _WORKER["neural"] = (key, NeuralPolicy(**setup.policy_options))
+        return cached[1]
+    return RealORLPolicy(spec.actions, spec.source)
+
+
+def run_pass(setup: ResearchSetup, spec: PassSpec) -> Trajectory:
+    """Run one pass and return its trajectory (immediate rewards)."""
+    policy = _make_policy(setup, spec)
+    res = run_agent_pass(setup.bars, setup.features, policy, setup.start, setup.end,
+                         setup.broker, seed=spec.seed,
+                         zero_means_none=setup.policy == "real-orl")
+    extra = {"pass": spec.index}
+    if spec.source:
+        extra["deals_file"] = spec.source
+    return res.to_trajectory(setup.policy, extra)
+
+
+def _init_worker(setup: ResearchSetup) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    os.environ["NEUROFX_QUIET_DEVICE"] = "1"
+    _WORKER.clear()
+    _WORKER["setup"] = setup
+
+
+def _worker_pass(spec: PassSpec) -> tuple[int, Trajectory]:
+    return spec.index, run_pass(_WORKER["setup"], spec)
+
+
+def iter_passes(setup: ResearchSetup, specs: list[PassSpec], jobs: int = 1
+                ) -> Iterator[tuple[PassSpec, Trajectory]]:
+    """Run ``specs`` on ``jobs`` processes; yield results in pass order as they complete."""
+    if jobs <= 1 or len(specs) <= 1:
+        for spec in specs:
+            yield spec, run_pass(setup, spec)
+        return
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(min(jobs, len(specs)), initializer=_init_worker, initargs=(setup,))
+    try:
+        by_index = {s.index: s for s in specs}
+        order = [s.index for s in specs]
+        ready: dict[int, Trajectory] = {}
+        nxt = 0
+        for index, traj in pool.imap_unordered(_worker_pass, specs):
+            ready[index] = traj
+            while nxt < len(order) and order[nxt] in ready:
+                i = order[nxt]
+                yield by_index[i], ready.pop(i)
+                nxt += 1
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# ---- the whole run ------------------------------------------------------------------------
+@dataclass
+class ResearchSummary:
+    passes: int = 0
+    kept: int = 0
+    discarded: int = 0
+    profits: list[float] = field(default_factory=list)
+    steps: int = 0
+    interrupted: bool = False
+
+    def to_text(self, store: TrajectoryStore) -> str:
+        lines = [f"passes {self.passes}: kept {self.kept}, discarded {self.discarded}"
+                 + (" (interrupted)" if self.interrupted else "")]
+        if self.profits:
+            p = np.array(self.profits)
+            lines.append(f"profit min {p.min():.2f}  median {np.median(p):.2f}  "
+                         f"max {p.max():.2f} USD; {self.steps} steps in the last pass")
+        lines.append(f"store {store.path}: {len(store)} of {store.capacity} trajectories")
+        return "\n".join(lines)
+
+
+def pass_specs(policy: str, passes: int, seed: int, deal_files=(), bars: BarArrays | None = None,
+               broker: BrokerConfig | None = None, symbol: str = "EURUSD") -> list[PassSpec]:
+    """The passes of a run: ``passes`` seeded passes, or one pass per Real-ORL deal file
+    (``bars`` = the pass window)."""
+    if policy not in POLICIES:
+        raise NeurofxError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+    if policy != "real-orl":
+        if passes < 1:
+            raise NeurofxError(f"--passes must be >= 1, got {passes}")
+        return [PassSpec(i, pass_seed(seed, i)) for i in range(passes)]
+    specs = []
+    for i, path in enumerate(deal_files):
+        _, imp = import_deal_file(path, symbol)
+        pol = realorl_policy(imp.deals, bars, broker, source=str(path))
+        specs.append(PassSpec(i, None, pol.actions, Path(path).name))
+    if not specs:
+        raise NeurofxError("--policy real-orl needs at least one --deals FILE")
+    return specs
+
+
+def collect(setup: ResearchSetup, specs: list[PassSpec], store: TrajectoryStore,
+            min_profit: float, jobs: int = 1,
+            on_result: Callable[[PassSpec, Trajectory, AddResult], None] | None = None,
+            summary: ResearchSummary | None = None) -> ResearchSummary:
+    """Run the passes and add each to ``store`` in pass order (seed buffer rules).
+
+    Ctrl-C stops the run: trajectories committed so far stay, ``summary.interrupted`` is set
+    and the ``KeyboardInterrupt`` propagates (pass your own ``summary`` to report it).
+    """
+    summary = ResearchSummary() if summary is None else summary
+    try:
+        for spec, traj in iter_passes(setup, specs, jobs):
+            result = store.add(traj, min_profit=min_profit)
+            summary.passes += 1
+            summary.kept += result.kept
+            summary.discarded += not result.kept
+            summary.profits.append(traj.profit)
+            summary.steps = traj.steps
+            if on_result is not None:
+                on_result(spec, traj, result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    return summary
+
+
+def cache_neural_policy(options: dict, policy: NeuralPolicy) -> None:
+    """Let in-process passes (``jobs == 1``) reuse an already built policy for ``options``."""
+    _WORKER["neural"] = (repr(sorted(options.items())), policy)
+
+
+def window_of(bars: BarArrays, start, end) -> BarArrays:
+    """The bars with ``start <= time < end``."""
+    lo, hi = window_bounds(bars.time_s, start, end)
+    return BarArrays(**{k: v[lo:hi] for k, v in bars.__dict__.items()})
