@@ -123,7 +123,9 @@ class _Row:
         return raw.lower()
 
 
-def _read_lines(path) -> list[str]:
+def read_lines(path) -> list[str]:
+    """The file's text lines (UTF-8, UTF-16 or Latin-1); ``#`` comment lines read as blank,
+    so line numbers in error messages stay those of the file."""
     data = Path(path).read_bytes()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # MT5 writes UTF-16 text files
         text = data.decode("utf-16")
@@ -132,7 +134,7 @@ def _read_lines(path) -> list[str]:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
-    return text.splitlines()
+    return ["" if ln.lstrip().startswith("#") else ln for ln in text.splitlines()]
 
 
 def _matches(symbol: str, wanted: str) -> bool:
@@ -152,7 +154,7 @@ def import_signals_csv(path, symbol: str = "EURUSD") -> DealImport:
     deals: list[HistDeal] = []
     skipped = 0
     first = True
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split(";")
@@ -187,7 +189,7 @@ def import_signals_csv(path, symbol: str = "EURUSD") -> DealImport:
 
 def _csv_rows(path, required: tuple[str, ...], what: str):
     """Yield (_Row, column index) for a CSV with a header naming ``required`` columns."""
-    lines = _read_lines(path)
+    lines = read_lines(path)
     header_at = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if header_at is None:
         raise NeurofxError(f"{path}: empty file; expected a {what} with a header line")

@@ -44,9 +44,9 @@ def detect_deal_format(path) -> str:
     path = Path(path)
     if not path.is_file():
         raise NeurofxError(f"{path}: deal file not found (fix: check the --deals path)")
-    from neurofx.collectors.realorl import _read_lines
+    from neurofx.collectors.realorl import read_lines
 
-    first = next((ln for ln in _read_lines(path) if ln.strip()), None)
+    first = next((ln for ln in read_lines(path) if ln.strip()), None)
     if first is None:
         raise NeurofxError(f"{path}: empty file; expected a Signals, MT5 or neurofx deal history")
     low = first.lower()
