@@ -10,6 +10,7 @@ reading a loss value synchronises.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -67,7 +68,7 @@ class Tensor:
     @classmethod
     def zeros(cls, shape, device: Device | None = None, name: str = "") -> Tensor:
         dev = device or get_device()
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         return cls(shape, dev.zeros(n, "activations", name), device=dev, name=name)
 
     def numpy(self) -> np.ndarray:
@@ -83,7 +84,7 @@ class Tensor:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
