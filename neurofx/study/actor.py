@@ -1,0 +1,209 @@
+"""`neurofx study actor`: the seed's Study (spec 5.3) with the run's encoder frozen.
+
+Per step j of a batch of chronological sub-sequences (all models reset at the batch start):
+
+1. encoder forward on the states (no graph, eval mode: its weights never change);
+2. critic: input = the stored actions and the forecast, target = the immediate reward of each
+   action (``R_i - 0.99 R_{i+1}``: neurofx records the reward of action i at step i), one
+   optimizer step of the critic;
+3. actor forward on the 12-value account vector and the forecast;
+4. behaviour cloning: MSE to the stored action (+ the VAE head's KL) on the rows of
+   trajectories whose discounted balance reward at step 0 is positive;
+5. critic-guided improvement: the critic (eval mode, not updated) scores the actor's action,
+   target = score * 1.01 if >= 0 else * 0.99 per component, and the gradient flows back
+   through the critic into the actor.
+
+Steps 4 and 5 are summed into one backward and one actor optimizer step (the seed makes two
+updates). The critic's gradient buffer, filled by step 5, is cleared by its next zero_grad.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from neurofx.errors import NeurofxError
+from neurofx.nn import agents, ops
+from neurofx.nn.model import Model
+from neurofx.nn.serialize import ModelFileError
+from neurofx.nn.tensor import Tensor, no_grad
+
+from . import files
+from .data import Batch, Dataset, validation_batches
+from .encoder import ENCODER_FILE, gather, load_encoder
+from .loop import Part, Settings, Stage, build_optimizer, masked_mse, with_extras
+from .targets import FORECAST_SIZE, actor_inputs, clones, critic_targets
+
+ACTOR_FILE, CRITIC_FILE = "actor.npz", "critic.npz"
+IMPROVE_UP, IMPROVE_DOWN = 1.01, 0.99
+
+
+class ActorStage(Stage):
+    name = "actor"
+    train_keys = ("critic", "actor", "q")
+    val_keys = ("critic", "actor", "q")
+    plot_groups = {"critic: immediate reward of stored actions": ["train_critic", "val_critic"],
+                   "actor: cloning of profitable trajectories": ["train_actor", "val_actor"]}
+
+    def __init__(self, settings: Settings, data: Dataset, encoder_path: Path | None = None):
+        super().__init__(settings, data)
+        path = encoder_path or settings.run_dir / ENCODER_FILE
+        self.encoder, _ = load_encoder(path)
+        self.encoder.eval()
+        self.clone = np.array([clones(t) for t in data.trajs])
+        if not self.clone[data.train].any():
+            raise NeurofxError(f"{data.path}: no profitable trajectory (discounted balance "
+                               f"reward at step 0 > 0) to clone; collect passes that made a "
+                               f"profit first")
+        args = settings.model_args
+        self.actor = agents.build("actor", settings.model, **args.get("actor", {}))
+        self.critic = agents.build("critic", settings.model, **args.get("critic", {}))
+        self.opt_actor = build_optimizer(settings.optimizer, self.actor.store, settings.lr,
+                                         settings.opt_args)
+        self.opt_critic = build_optimizer(settings.optimizer, self.critic.store, settings.lr,
+                                          settings.opt_args)
+        self._check_encoder(path)
+        self.states = [t.states for t in data.trajs]
+        self.accounts = [actor_inputs(t.accounts) for t in data.trajs]
+        self.actions = [t.actions for t in data.trajs]
+        self.rewards = [critic_targets(t) for t in data.trajs]
+        base = {"model": settings.model, "optimizer": settings.optimizer,
+                "encoder": str(path)}
+        clone_val = bool(self.clone[data.val].any()) if data.val else False
+        self.parts = {
+            "encoder": Part(self.encoder, None, None, None, {}),
+            "critic": Part(self.critic, self.opt_critic, CRITIC_FILE, "critic",
+                           {**base, "role": "critic", "overrides": args.get("critic", {})}),
+            "actor": Part(self.actor, self.opt_actor, ACTOR_FILE,
+                          "actor" if clone_val else None,
+                          {**base, "role": "actor", "overrides": args.get("actor", {})}),
+        }
+        self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
+                                              settings.val_batches, settings.seed)
+
+    def _check_encoder(self, path) -> None:
+        """The encoder's output must be the 216-value forecast the actor and critic read."""
+        snap = files.snapshot_state(self.encoder)
+        with no_grad():
+            width = self.encoder.forward(np.zeros((1, 1080), np.float32)).shape[-1]
+        files.restore_state(self.encoder, snap)
+        self.encoder.reset_state()
+        if width != FORECAST_SIZE:
+            raise ModelFileError(f"{path}: the encoder outputs {width} values, the actor and "
+                                 f"critic read {FORECAST_SIZE}; retrain the encoder")
+
+    def _forecast(self, batch: Batch, j: int) -> Tensor:
+        with no_grad():
+            return self.encoder.forward(gather(self.states, batch, j))
+
+    def train_batch(self, batch: Batch) -> dict[str, float]:
+        enc, actor, critic = self.encoder, self.actor, self.critic
+        for m in (enc, actor, critic):
+            m.reset_state()
+        actor.train()
+        clone_rows = self.clone[batch.traj].astype(np.float32)
+        sums = {"critic": 0.0, "actor": 0.0, "q": 0.0}
+        n_clone, n_q = 0, 0.0
+        for j in range(batch.steps):
+            mask = batch.mask[j]
+            f = self._forecast(batch, j)
+            stored = gather(self.actions, batch, j)
+            # 2. critic on the stored actions
+            critic.train()
+            critic.zero_grad()
+            loss_c = with_extras(masked_mse(critic.forward(stored, f),
+                                            gather(self.rewards, batch, j), mask), critic)
+            loss_c.backward()
+            self.opt_critic.step()
+            # 3-5. actor: cloning + improvement through the frozen critic
+            actor.zero_grad()
+            action = actor.forward(gather(self.accounts, batch, j), f)
+            terms = []
+            mask_clone = mask * clone_rows
+            if mask_clone.any():
+                bc = masked_mse(action, stored, mask_clone)
+                terms.append(with_extras(bc, actor))
+            improve, q_host = improvement_loss(critic, action, f, mask)
+            terms.append(improve)
+            total = terms[0]
+            for t in terms[1:]:
+                total = ops.add(total, t)
+            total.backward()
+            self.opt_actor.step()
+            sums["critic"] += loss_c.item()
+            if mask_clone.any():
+                sums["actor"] += bc.item()
+                n_clone += 1
+            sums["q"] += float((q_host.sum(axis=1) * mask).sum())
+            n_q += float(mask.sum())
+        critic.train()
+        return {"critic": sums["critic"] / batch.steps,
+                "actor": sums["actor"] / n_clone if n_clone else float("nan"),
+                "q": sums["q"] / n_q}
+
+    def validate(self) -> dict[str, float]:
+        """Critic MSE on stored actions (all rows), actor cloning MSE of the mean action on
+        profitable trajectories, and the mean critic score (sum of 3) of the actor's action."""
+        models = (self.encoder, self.actor, self.critic)
+        snaps = [files.snapshot_state(m) for m in models]
+        self.actor.eval()
+        self.critic.eval()
+        acc = {"critic": [0.0, 0.0], "actor": [0.0, 0.0], "q": [0.0, 0.0]}
+        try:
+            with no_grad():
+                for batch in self.val_windows:
+                    for m in models:
+                        m.reset_state()
+                    clone_rows = self.clone[batch.traj]
+                    for j in range(batch.steps):
+                        mask = batch.mask[j]
+                        f = self._forecast(batch, j)
+                        stored = gather(self.actions, batch, j)
+                        q_stored = self.critic.forward(stored, f).numpy().astype(np.float64)
+                        err_c = ((q_stored - gather(self.rewards, batch, j)) ** 2).mean(axis=1)
+                        action = self.actor.forward(gather(self.accounts, batch, j), f)
+                        err_a = ((action.numpy().astype(np.float64) - stored) ** 2).mean(axis=1)
+                        q = self.critic.forward(action, f).numpy().astype(np.float64).sum(axis=1)
+                        mc = mask * clone_rows
+                        for key, err, m in (("critic", err_c, mask), ("actor", err_a, mc),
+                                            ("q", q, mask)):
+                            acc[key][0] += float((err * m).sum())
+                            acc[key][1] += float(m.sum())
+        finally:
+            for m, snap in zip(models, snaps, strict=True):
+                files.restore_state(m, snap)
+                m.reset_state()
+            self.actor.train()
+            self.critic.train()
+        return {k: (s / n if n else float("nan")) for k, (s, n) in acc.items()}
+
+
+def improvement_loss(critic: Model, action: Tensor, forecast: Tensor, mask: np.ndarray,
+                     up: float = IMPROVE_UP,
+                     down: float = IMPROVE_DOWN) -> tuple[Tensor, np.ndarray]:
+    """Spec 5.3 step 5: the critic (eval mode) scores ``action``; the loss pulls each score
+    towards ``score * up`` if >= 0 else ``score * down``, over the rows with ``mask == 1``.
+    Its gradient reaches the actor through ``action``; the caller steps only the actor's
+    optimizer (the critic's gradient buffer fills too and is cleared by its next zero_grad).
+    Returns the loss and the scores (host copy)."""
+    critic.eval()
+    try:
+        q = critic.forward(action, forecast)
+    finally:
+        critic.train()
+    q_host = q.numpy()
+    target = np.where(q_host >= 0, q_host * up, q_host * down)
+    return masked_mse(q, target, mask), q_host
+
+
+def load_actor_critic(folder) -> tuple[Model, Model]:
+    """The actor and critic a study run wrote into ``folder``."""
+    out = []
+    for fname, role in ((ACTOR_FILE, "actor"), (CRITIC_FILE, "critic")):
+        path = Path(folder) / fname
+        model = Model.load(path, name=role)
+        if model.file_content["meta"].get("role") != role:
+            raise ModelFileError(f"{path}: does not hold an {role} written by 'neurofx study'")
+        out.append(model)
+    return out[0], out[1]

@@ -1,0 +1,142 @@
+"""`--compare-optimizers`: the same stage, model, initial weights and sample sequence, trained
+once per optimizer; a table (CSV + Markdown) and one PNG of the overlaid loss curves.
+
+Every optimizer's run goes to ``<run>/compare_<stage>/<optimizer>/`` (its own log, models and
+checkpoints); the table and the PNG to ``<run>/compare_<stage>/``. Same initial weights: the
+models are built from the same description (its seeds). Same samples: the sampler RNG starts
+from the same ``--seed`` and the stage draws nothing else from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from neurofx.errors import NeurofxError
+from neurofx.reports.io import atomic_path, write_text_atomic
+
+from .data import Dataset
+from .loop import Settings, Stage, Summary, run_stage
+
+COLORS = ("#1f4e9c", "#c62828", "#2e7d32", "#e08a00", "#6a1b9a", "#00838f", "#5d4037")
+
+
+def parse_names(text: str) -> list[str]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise NeurofxError(f"--compare-optimizers {text!r}: give two or more different names, "
+                           f"e.g. adam,adam-mini")
+    return names
+
+
+def compare(settings: Settings, data: Dataset, names: list[str], make_stage,
+            on_iteration=None, prepare=None) -> tuple[list[dict], Path]:
+    """Build every stage first (bad names fail before anything is written), call
+    ``prepare(settings)`` for each, then train each."""
+    folder = settings.run_dir / f"compare_{settings.stage}"
+    stages: list[Stage] = [make_stage(replace(settings, optimizer=n, out=str(folder / n)), data)
+                           for n in names]
+    if prepare is not None:
+        for stage in stages:
+            prepare(stage.settings)
+    summaries: list[Summary] = []
+    for stage in stages:
+        summaries.append(run_stage(stage, on_iteration))
+    rows = table_rows(names, summaries, stages[0].parts)
+    write_table(folder, rows)
+    plot_comparison(folder / "comparison.png", names, summaries, stages[0])
+    return rows, folder
+
+
+def table_rows(names, summaries: list[Summary], parts) -> list[dict]:
+    monitors = [p.monitor for p in parts.values() if p.monitor]
+    adam = next((s.state_bytes for n, s in zip(names, summaries, strict=True) if n == "adam"),
+                None)
+    rows = []
+    for name, s in zip(names, summaries, strict=True):
+        row = {"optimizer": name}
+        for m in monitors:
+            row[f"final_val_{m}"] = s.final.get(m)
+            vals = [r[f"val_{m}"] for r in s.rows if r.get(f"val_{m}") is not None]
+            row[f"best_val_{m}"] = min(vals) if vals else None
+        row.update({"iterations": s.iterations, "samples": s.samples, "wall_s": s.wall_s,
+                    "samples_per_s": s.samples_per_s, "optimizer_state_bytes": s.state_bytes,
+                    "state_vs_adam": s.state_bytes / adam if adam else None})
+        rows.append(row)
+    return rows
+
+
+def _text(value, digits: int = 6) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def write_table(folder: Path, rows: list[dict]) -> None:
+    cols = list(rows[0])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_text(r[c], 10) for c in cols])
+    write_text_atomic(folder / "comparison.csv", buf.getvalue())
+    write_text_atomic(folder / "comparison.md", markdown(rows))
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c == "state_vs_adam":
+                cells.append(_text(v, 3))
+            elif c in ("wall_s", "samples_per_s"):
+                cells.append("" if v is None else f"{v:.1f}")
+            else:
+                cells.append(_text(v, 4))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(path: Path, names, summaries: list[Summary], stage: Stage) -> Path:
+    """One panel per monitored metric: validation (markers) and training (thin) curves."""
+    metrics = [p.monitor for p in stage.parts.values() if p.monitor]
+    fig = Figure(figsize=(8, 3.4 * len(metrics)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    height = 3.4 * len(metrics)
+    fig.subplots_adjust(left=0.12, right=0.97, top=1 - 0.6 / height, bottom=0.5 / height,
+                        hspace=0.45)
+    for ax, m in zip(axes, metrics, strict=True):
+        for k, (name, s) in enumerate(zip(names, summaries, strict=True)):
+            color = COLORS[k % len(COLORS)]
+            for key, style, lw in ((f"train_{m}", "-", 0.8), (f"val_{m}", "o-", 1.6)):
+                pts = [(r["iteration"], r[key]) for r in s.rows
+                       if r.get(key) is not None and math.isfinite(r[key])]
+                if pts:
+                    x, y = np.array(pts).T
+                    label = f"{name} {'validation' if key.startswith('val') else 'train'}"
+                    ax.plot(x, y, style, color=color, lw=lw, markersize=3, label=label,
+                            alpha=1.0 if key.startswith("val") else 0.5)
+        ax.set_title(f"{stage.name} stage: {m}" if m != stage.name else f"{m} stage")
+        ax.set_xlabel("iteration (batches)")
+        ax.set_ylabel("loss (MSE, target units)")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.set_yscale("log" if all(ln.get_ydata().min() > 0 for ln in ax.lines) else "linear")
+            ax.legend(fontsize=8)
+    fig.suptitle(f"neurofx study {stage.name}: optimizer comparison")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path

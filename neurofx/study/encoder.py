@@ -1,0 +1,115 @@
+"""`neurofx study encoder`: the seed's StudyEncoder (spec 5.2) on chronological sub-sequences.
+
+Per batch: the model's recurrent state is reset, then step j of every sub-sequence forms one
+forward of B rows (the state window of 1080 values), the target is the standardised 24-bar
+forecast (:mod:`neurofx.study.targets`), and one optimizer step follows (the seed updates after
+every sample; here after every B samples, one per sub-sequence). The output ``encoder.npz``
+holds the best weights on the validation trajectories and the target scaler.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurofx.nn import agents
+from neurofx.nn.model import Model
+from neurofx.nn.serialize import ModelFileError
+from neurofx.nn.tensor import no_grad
+
+from . import files
+from .data import Batch, Dataset, validation_batches
+from .loop import Part, Settings, Stage, build_optimizer, masked_mse, with_extras
+from .targets import FORECAST_SIZE, N_FORECAST, TargetScaler, encoder_targets
+
+ENCODER_FILE = "encoder.npz"
+ROLE = "encoder"
+
+
+def gather(arrays: list[np.ndarray], batch: Batch, j: int, offset: int = 0) -> np.ndarray:
+    """Rows ``arrays[traj[r]][index[j, r] - offset]`` of step j of the batch, float32 (B, W)."""
+    return np.stack([arrays[t][i - offset] for t, i in zip(batch.traj, batch.index[j],
+                                                           strict=True)]).astype(np.float32)
+
+
+class EncoderStage(Stage):
+    name = "encoder"
+    train_keys = ("loss",)
+    val_keys = ("loss",)
+    plot_groups = {"encoder: 24-bar forecast, standardised units": ["train_loss", "val_loss"]}
+
+    def __init__(self, settings: Settings, data: Dataset):
+        super().__init__(settings, data)
+        overrides = settings.model_args.get(ROLE, {})
+        self.model = agents.build(ROLE, settings.model, **overrides)
+        self.optimizer = build_optimizer(settings.optimizer, self.model.store, settings.lr,
+                                         settings.opt_args)
+        self.scaler = TargetScaler.fit([data.trajs[i] for i in data.train])
+        self.states = [t.states for t in data.trajs]
+        self.targets = [self.scaler.transform(encoder_targets(t.states)) for t in data.trajs]
+        meta = {"role": ROLE, "model": settings.model, "overrides": overrides,
+                "optimizer": settings.optimizer, "target_scaler": self.scaler.to_dict(),
+                "n_forecast": N_FORECAST}
+        self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta)}
+        self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
+                                              settings.val_batches, settings.seed)
+
+    def train_batch(self, batch: Batch) -> dict[str, float]:
+        model, opt = self.model, self.optimizer
+        model.train()
+        model.reset_state()
+        total = 0.0
+        for j in range(batch.steps):
+            model.zero_grad()
+            out = model.forward(gather(self.states, batch, j))
+            loss = with_extras(masked_mse(out, gather(self.targets, batch, j), batch.mask[j]),
+                               model)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        return {"loss": total / batch.steps}
+
+    def validate(self) -> dict[str, float]:
+        return {"loss": forecast_mse(self.model, self.states, self.targets, self.val_windows)}
+
+
+def forecast_mse(model: Model, states, targets, windows: list[Batch]) -> float:
+    """Mean over active rows of the per-row MSE (float64), in eval mode; the model's running
+    statistics and noise counters are restored afterwards."""
+    snap = files.snapshot_state(model)
+    model.eval()
+    sse, n = 0.0, 0.0
+    try:
+        with no_grad():
+            for batch in windows:
+                model.reset_state()
+                for j in range(batch.steps):
+                    pred = model.forward(gather(states, batch, j)).numpy().astype(np.float64)
+                    err = ((pred - gather(targets, batch, j)) ** 2).mean(axis=1)
+                    sse += float((err * batch.mask[j]).sum())
+                    n += float(batch.mask[j].sum())
+    finally:
+        files.restore_state(model, snap)
+        model.train()
+        model.reset_state()
+    return sse / n
+
+
+def load_encoder(path) -> tuple[Model, TargetScaler]:
+    """An encoder written by the study and its target scaler (forecast -> raw units with
+    ``scaler.inverse``); ModelFileError if the file holds another model."""
+    model = Model.load(path, name=ROLE)
+    meta = model.file_content["meta"]
+    if meta.get("role") != ROLE:
+        raise ModelFileError(f"{path}: holds a {meta.get('role') or 'non-study'} model, not an "
+                             f"encoder; train one with 'neurofx study encoder'")
+    scaler = TargetScaler.from_dict(meta.get("target_scaler"), str(path))
+    return model, scaler
+
+
+def forecast(model: Model, scaler: TargetScaler, states: np.ndarray) -> np.ndarray:
+    """Raw-unit forecasts (T, 216) of consecutive states, fed in order from a reset state."""
+    model.reset_state()
+    out = np.stack([model.predict(np.asarray(s, np.float32)[None, :])[0] for s in states])
+    if out.shape[1] != FORECAST_SIZE:
+        raise ValueError(f"encoder output has {out.shape[1]} values, expected {FORECAST_SIZE}")
+    return scaler.inverse(out)

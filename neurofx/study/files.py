@@ -1,0 +1,178 @@
+"""Study files: the CSV loss log, checkpoints (with the sampler's RNG) and loss-curve PNGs.
+
+Everything is written atomically (temporary name + rename). A checkpoint is committed by its
+JSON file, written last: ``checkpoints/<stage>.json`` names the model files of the same
+iteration (``<stage>-<iteration>-<part>.npz``, weights + optimizer state + running statistics),
+so a crash between two writes leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from neurofx.errors import NeurofxError
+from neurofx.nn.serialize import ModelFileError
+from neurofx.reports.io import atomic_path, write_text_atomic
+
+CHECKPOINT_FORMAT = "neurofx-study-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+
+
+# ---- CSV log ----------------------------------------------------------------------------------
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_log(path: Path, columns: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    write_text_atomic(path, buf.getvalue())
+
+
+def read_log(path: Path) -> list[dict]:
+    """Rows of a study CSV log as dicts of floats (empty cells -> NaN)."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in reader]
+
+
+# ---- module counters (RNG call counters of Dropout / VAEHead) -----------------------------------
+def counters(model) -> dict[str, int]:
+    """``calls`` counters of the modules that draw device noise (reproducible after resume)."""
+    return {path: int(m.calls) for path, m in model.net.modules()
+            if isinstance(getattr(m, "calls", None), int)}
+
+
+def set_counters(model, values: dict[str, int]) -> None:
+    mods = dict(model.net.modules())
+    for path, calls in values.items():
+        if path in mods and hasattr(mods[path], "calls"):
+            mods[path].calls = int(calls)
+
+
+def snapshot_state(model) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Host copies of the running statistics and noise counters (restored after validation, so
+    validation never changes what training does)."""
+    return {n: t.numpy() for n, t in model.net.named_state()}, counters(model)
+
+
+def restore_state(model, snap) -> None:
+    state, calls = snap
+    for name, tensor in model.net.named_state():
+        tensor.assign(state[name])
+    set_counters(model, calls)
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+def checkpoint_json(out_dir: Path, stage: str) -> Path:
+    return out_dir / CHECKPOINT_DIR / f"{stage}.json"
+
+
+def save_checkpoint(out_dir: Path, stage: str, iteration: int, parts: dict, doc: dict) -> None:
+    """``parts``: name -> (model, optimizer or None). ``doc``: JSON fields (rng, log, ...)."""
+    folder = out_dir / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, (model, optimizer) in parts.items():
+        fname = f"{stage}-{iteration:07d}-{name}.npz"
+        model.save(folder / fname, optimizer=optimizer, extra={"counters": counters(model)})
+        files[name] = fname
+    body = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "stage": stage,
+            "iteration": iteration, "files": files, **doc}
+    write_text_atomic(checkpoint_json(out_dir, stage), json.dumps(body, indent=1) + "\n")
+    keep = set(files.values())
+    for p in folder.glob(f"{stage}-*.npz"):
+        if p.name not in keep:
+            p.unlink(missing_ok=True)
+
+
+def read_checkpoint(out_dir: Path, stage: str) -> dict:
+    path = checkpoint_json(out_dir, stage)
+    if not path.is_file():
+        raise NeurofxError(f"{path}: no {stage} checkpoint to resume; run without --resume")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NeurofxError(f"{path}: not a readable checkpoint ({exc}); start a new run") from None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise NeurofxError(f"{path}: field 'format' is not '{CHECKPOINT_FORMAT}'")
+    if doc.get("version") != CHECKPOINT_VERSION:
+        raise NeurofxError(f"{path}: field 'version' is {doc.get('version')!r}, this neurofx "
+                           f"reads version {CHECKPOINT_VERSION}; start a new run")
+    for key in ("iteration", "files", "rng", "log", "settings"):
+        if key not in doc:
+            raise NeurofxError(f"{path}: field '{key}' is missing; start a new run")
+    doc["_path"] = str(path)
+    return doc
+
+
+def load_part(out_dir: Path, doc: dict, name: str, model, optimizer) -> None:
+    """Restore one part of a checkpoint into ``model`` / ``optimizer`` (architecture checked)."""
+    fname = doc["files"].get(name)
+    if fname is None:
+        raise ModelFileError(f"{doc['_path']}: field 'files' has no '{name}'; start a new run")
+    path = out_dir / CHECKPOINT_DIR / fname
+    try:
+        content = model.load_weights(path)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: weights do not fit the model ({exc})") from None
+    if optimizer is not None:
+        if content["optim"] is None:
+            raise ModelFileError(f"{path}: holds no optimizer state; start a new run")
+        if content["optim"]["type"] != type(optimizer).__name__:
+            raise ModelFileError(f"{path}: optimizer state is {content['optim']['type']}, not "
+                                 f"{type(optimizer).__name__}; resume with the same --optimizer")
+        optimizer.load_state_dict(content["optim"]["state"])
+    set_counters(model, content["meta"].get("counters", {}))
+
+
+# ---- plots ------------------------------------------------------------------------------------
+def plot_curves(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray,
+                                                               str]]]], title: str) -> Path:
+    """One panel per (title, curves); a curve is (label, iteration, value, style)."""
+    fig = Figure(figsize=(8, 3.2 * len(panels)))  # no constrained layout: seconds per call
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    height = 3.2 * len(panels)
+    fig.subplots_adjust(left=0.12, right=0.97, top=1 - 0.6 / height, bottom=0.5 / height,
+                        hspace=0.45)
+    for ax, (panel_title, curves) in zip(axes, panels, strict=True):
+        positive = True
+        for label, x, y, style in curves:
+            ok = np.isfinite(y)
+            if ok.any():
+                ax.plot(x[ok], y[ok], style, label=label, markersize=3)
+                positive &= bool((y[ok] > 0).all())
+        if positive and ax.lines:
+            ax.set_yscale("log")
+        ax.set_title(panel_title)
+        ax.set_xlabel("iteration (batches)")
+        ax.set_ylabel("loss (MSE, target units)")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def remove_quietly(path: os.PathLike) -> None:
+    Path(path).unlink(missing_ok=True)
