@@ -21,6 +21,7 @@ COMMANDS = {
     "test": "Replay a test period with the trained agent",
     "report": "Regenerate or compare run reports",
     "devices": "List OpenCL platforms/devices and the one in use",
+    "quickstart": "Run research -> study -> test -> report on the bundled data",
 }
 
 
