@@ -1,7 +1,10 @@
-"""Configuration: built-in defaults <- TOML file <- ``--set section.key=value`` overrides.
+"""Configuration: built-in defaults <- TOML file <- ``--set section.key=value`` <- CLI flags.
 
-Every run writes its resolved configuration into ``runs/<name>/config.json`` so a result can
-always be traced to the settings that made it.
+Each later source wins. Commands give their flags the default None, so a flag the user did not
+type leaves the configured value alone (``apply_flags``). Every value is checked where it comes
+in, and a bad one is a one-line error naming its origin (file, ``--set`` or flag). Every run
+writes its resolved configuration into ``runs/<name>/config.json`` so a result can always be
+traced to the settings that made it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from neurofx.errors import NeurofxError
@@ -33,6 +37,73 @@ DEFAULTS: dict[str, dict] = {
         "stop_out_pct": 50.0,
     },
     "runs": {"root": "runs"},
+    "research": {                # neurofx research (flags of the same names override)
+        "policy": "random",      # random, neural or real-orl
+        "passes": 16,            # random/neural; real-orl runs one pass per deal file
+        "jobs": 0,               # processes; 0: the CPU count
+        "seed": 0,               # pass i uses a seed derived from (seed, i)
+        "start": "2023-01-01",   # first bar time, inclusive
+        "end": "2024-01-01",     # end, exclusive
+        "min_profit": "auto",    # keep passes with profit >= this (USD); auto: 10, real-orl -10000
+        "store": "",             # trajectory store; empty: <runs.root>/trajectories
+        "capacity": 500,         # trajectories a NEW store holds
+        "deals": [],             # real-orl deal files; empty: the bundled example
+        "encoder": "baseline",   # neural: model file or registered architecture
+        "actor": "baseline",
+        "explore": True,         # neural: sample the VAE head (false: its mean, --no-explore)
+    },
+    "test": {                    # neurofx test (flags of the same names override)
+        "agent": "neural",       # neural or ma-cross
+        "start": "2024-01-01",   # first day, inclusive (bars' clock)
+        "end": "2024-01-31",     # last day, inclusive
+        "passes": 0,             # 0: one deterministic pass; N: N stochastic passes
+        "seed": 0,
+        "stops": "research",     # stop-distance rule: research or test
+        "encoder": "",           # empty: <runs.root>/<run>/encoder.npz
+        "actor": "",             # empty: <runs.root>/<run>/actor.npz
+        "ma_fast_bars": 12,      # ma-cross: fast SMA length
+        "ma_slow_bars": 48,      # ma-cross: slow SMA length
+        "ma_lots": 0.1,          # ma-cross: volume per trade
+        "ma_tp_frac": 0.5,       # ma-cross: TP distance x 1000 points
+        "ma_sl_frac": 0.3,       # ma-cross: SL distance x 1000 points
+    },
+}
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               list: "a list of strings"}
+# keys that also take a type other than their default's
+_ALSO = {("research", "min_profit"): float}
+
+
+def _choice(*values: str) -> tuple[Callable, str]:
+    return (lambda v: v in values), "one of " + ", ".join(values)
+
+
+def _at_least(lo: float, note: str = "") -> tuple[Callable, str]:
+    return (lambda v: v >= lo), f">= {lo:g}{note}"
+
+
+_POSITIVE = ((lambda v: v > 0), "> 0")
+# (check, what the value must be) per key; the type is checked first
+_RULES: dict[tuple[str, str], tuple[Callable, str]] = {
+    ("research", "policy"): _choice("random", "neural", "real-orl"),
+    ("research", "passes"): _at_least(1),
+    ("research", "jobs"): _at_least(0, " (0 = the CPU count)"),
+    ("research", "seed"): _at_least(0),
+    ("research", "capacity"): _at_least(1),
+    ("research", "min_profit"): ((lambda v: v == "auto" or isinstance(v, float)),
+                                 'a number (USD) or "auto"'),
+    ("research", "deals"): ((lambda v: all(isinstance(x, str) for x in v)),
+                            "a list of file names"),
+    ("test", "agent"): _choice("neural", "ma-cross"),
+    ("test", "stops"): _choice("research", "test"),
+    ("test", "passes"): _at_least(0, " (0 = one deterministic pass)"),
+    ("test", "seed"): _at_least(0),
+    ("test", "ma_fast_bars"): _at_least(1),
+    ("test", "ma_slow_bars"): _at_least(2),
+    ("test", "ma_lots"): _POSITIVE,
+    ("test", "ma_tp_frac"): _POSITIVE,
+    ("test", "ma_sl_frac"): _POSITIVE,
 }
 
 
@@ -78,14 +149,43 @@ def _merge(cfg: dict, new: dict, origin: str) -> None:
             if key not in cfg[section]:
                 raise ConfigError(f"{origin}: unknown key {section}.{key}; valid: "
                                   f"{', '.join(cfg[section])}")
-            default = cfg[section][key]
-            is_int = isinstance(value, int) and not isinstance(value, bool)
-            if isinstance(default, float) and is_int:
-                value = float(value)
-            if type(value) is not type(default):
-                raise ConfigError(f"{origin}: {section}.{key} must be {type(default).__name__}, "
-                                  f"got {value!r}")
-            cfg[section][key] = value
+            cfg[section][key] = _checked(section, key, value, origin)
+
+
+def _checked(section: str, key: str, value, origin: str):
+    """``value`` for ``section.key`` (an int becomes a float where a float is expected), or a
+    one-line error naming ``origin``: a file, ``--set ...`` or a flag (``--passes``)."""
+    default = DEFAULTS[section][key]
+    types = {type(default), _ALSO.get((section, key), type(default))}
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if float in types and is_int:
+        value = float(value)
+    if type(value) not in types:
+        what = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in sorted(types, key=str))
+        raise _bad(origin, section, key, value, what)
+    check, what = _RULES.get((section, key), (None, ""))
+    if check is not None and not check(value):
+        raise _bad(origin, section, key, value, what)
+    return value
+
+
+def _bad(origin: str, section: str, key: str, value, what: str) -> ConfigError:
+    if origin.startswith("--") and not origin.startswith("--set"):
+        shown = value if isinstance(value, int | float) else repr(value)
+        return ConfigError(f"{origin} {shown}: must be {what}")
+    return ConfigError(f"{origin}: {section}.{key} must be {what}, got {value!r}")
+
+
+def apply_flags(cfg: dict, section: str, flags: Mapping[str, tuple[str, object]]) -> dict:
+    """Let the CLI flags the user gave win over the configuration.
+
+    ``flags`` maps a key of ``section`` to (flag name, parsed value); a value of None means the
+    flag was not given and leaves the configured value. Returns ``cfg[section]``.
+    """
+    for key, (flag, value) in flags.items():
+        if value is not None:
+            cfg[section][key] = _checked(section, key, value, flag)
+    return cfg[section]
 
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

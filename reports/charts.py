@@ -1,7 +1,8 @@
 """Report charts: matplotlib object API on the Agg canvas (no pyplot, no display needed).
 
 Each function takes arrays and an output path, writes one PNG atomically and returns the path.
-Times are Unix seconds, shown in UTC.
+Times are Unix seconds of the bars' naive timestamps, so their calendar (hours, weekdays) is the
+bars' clock; ``clock`` names it in the axis labels (default: broker time).
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from neurofx.reports.io import atomic_path
+from neurofx.reports.io import DEFAULT_CLOCK, atomic_path
 
 DPI = 100
 WIN, LOSS = "#2e7d32", "#c62828"
 BALANCE, EQUITY = "#1f4e9c", "#e08a00"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-TIME_LABEL = "time (UTC)"
+
+
+def time_label(clock: str = DEFAULT_CLOCK) -> str:
+    """The time axis label, e.g. ``time (broker time, Europe/Athens)``."""
+    return f"time ({clock})"
 
 
 def _dates(time_s) -> np.ndarray:
@@ -52,6 +57,7 @@ def drawdown_pct(equity_usd, deposit_usd: float) -> np.ndarray:
 def equity_chart(
     time_s, balance_usd, equity_usd, deposit_usd: float, path: str | os.PathLike, *,
     entry_time_s=(), entry_direction=(), exit_time_s=(), exit_net_usd=(), title: str = "",
+    clock: str = DEFAULT_CLOCK,
 ) -> Path:
     """Balance and equity with entry/exit markers on top, equity drawdown (%) below.
 
@@ -89,7 +95,7 @@ def equity_chart(
     bottom.fill_between(x, dd, 0.0, color=LOSS, alpha=0.35, lw=0)
     bottom.plot(x, dd, color=LOSS, lw=0.8)
     bottom.set_ylabel("equity drawdown (%)")
-    bottom.set_xlabel(TIME_LABEL)
+    bottom.set_xlabel(time_label(clock))
     bottom.grid(alpha=0.3)
     _time_axis(bottom)
     return _save(fig, path)
@@ -107,8 +113,10 @@ def _bars(ax, labels, sums, counts) -> None:
                         fontsize=7, color="0.3")
 
 
-def pnl_by_time_chart(exit_time_s, net_usd, path: str | os.PathLike) -> Path:
-    """Net P/L summed by the hour of day and by the weekday of the exit (bar labels: trades)."""
+def pnl_by_time_chart(exit_time_s, net_usd, path: str | os.PathLike,
+                      clock: str = DEFAULT_CLOCK) -> Path:
+    """Net P/L summed by the hour of day and by the weekday of the exit (bar labels: trades),
+    on the bars' clock."""
     t = np.asarray(exit_time_s, dtype=np.int64)
     net = np.asarray(net_usd, dtype=np.float64)
     hour = (t // 3600) % 24
@@ -117,12 +125,12 @@ def pnl_by_time_chart(exit_time_s, net_usd, path: str | os.PathLike) -> Path:
     left, right = fig.subplots(1, 2, width_ratios=(2.4, 1))
     _bars(left, [str(h) for h in range(24)],
           np.bincount(hour, net, minlength=24), np.bincount(hour, minlength=24))
-    left.set_xlabel("hour of exit (UTC)")
+    left.set_xlabel(f"hour of exit ({clock})")
     left.set_ylabel("net P/L (USD)")
     left.set_title("P/L by hour of day")
     _bars(right, WEEKDAYS, np.bincount(weekday, net, minlength=7),
           np.bincount(weekday, minlength=7))
-    right.set_xlabel("weekday of exit (UTC)")
+    right.set_xlabel(f"weekday of exit ({clock})")
     right.set_ylabel("net P/L (USD)")
     right.set_title("P/L by weekday")
     return _save(fig, path)
@@ -149,7 +157,7 @@ def mfe_mae_chart(mfe_usd, mae_usd, net_usd, path: str | os.PathLike) -> Path:
 
 def equity_overlay_chart(
     labels: Sequence[str], time_s: Sequence, equity_usd: Sequence, deposit_usd: Sequence[float],
-    path: str | os.PathLike,
+    path: str | os.PathLike, clock: str = DEFAULT_CLOCK,
 ) -> Path:
     """Equity curves of several runs overlaid, with their drawdowns (%) below."""
     fig = Figure(figsize=(11, 6.5), layout="constrained")
@@ -163,7 +171,7 @@ def equity_overlay_chart(
     top.grid(alpha=0.3)
     top.legend(loc="best", fontsize=9)
     bottom.set_ylabel("equity drawdown (%)")
-    bottom.set_xlabel(TIME_LABEL)
+    bottom.set_xlabel(time_label(clock))
     bottom.grid(alpha=0.3)
     _time_axis(bottom)
     return _save(fig, path)

@@ -3,6 +3,10 @@
 The page has no external references: CSS is inline and every chart is an embedded
 ``data:image/png;base64`` image, so report.html opens from disk anywhere. Each metric cell has
 ``id="m-<name>"`` and ``data-value`` (the exact JSON value) for scripts and tests.
+
+Times print as the wall clock of the bar file (``clock``, default broker time): bar times are
+the file's naive timestamps stored as Unix seconds, so they are formatted back without a zone
+shift. Wide tables scroll sideways in their own box instead of widening the page.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from neurofx.errors import NeurofxError
 from neurofx.reports import charts
 from neurofx.reports.io import (
     DEALS_CSV,
+    DEFAULT_CLOCK,
     METRICS_JSON,
     REPORT_HTML,
     SERIES_NPZ,
@@ -89,6 +94,8 @@ h3{font-size:14px;margin:16px 0 4px;color:#555}
 table{border-collapse:collapse;margin:4px 0 12px}
 td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th{background:#f3f5f8}td.l,th.l{text-align:left}
+td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:12em;max-width:56em}
+.wide{overflow-x:auto;max-width:100%}
 .pos{color:#2e7d32}.neg{color:#c62828}.muted{color:#888}
 img{max-width:100%;height:auto;display:block;margin:8px 0}
 .grid{display:flex;flex-wrap:wrap;gap:0 40px}
@@ -96,6 +103,7 @@ img{max-width:100%;height:auto;display:block;margin:8px 0}
 
 
 def format_time(t: int) -> str:
+    """``YYYY-MM-DD HH:MM`` of a bar time, on the bars' own clock (no zone conversion)."""
     return datetime.fromtimestamp(int(t), tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
@@ -150,6 +158,21 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def wide_table(table_html: str) -> str:
+    """A table that scrolls sideways in its own box when it is wider than the page."""
+    return f'<div class="wide">{table_html}</div>'
+
+
+def _sections_html(sections: Sequence[tuple[str, str]]) -> str:
+    """Extra page sections: ``<h2>title</h2>`` then the caller's HTML (trusted, not escaped)."""
+    return "\n".join(f"<h2>{escape(title)}</h2>\n{html}" for title, html in sections)
+
+
+def _settings_text(value) -> str:
+    """A settings value as text: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(json_safe(value))
+
+
 def _page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n"
@@ -160,10 +183,10 @@ def _extra_table(extra: Mapping) -> str:
     if not extra:
         return ""
     rows = "".join(
-        f'<tr><td class="l">{escape(str(k))}</td><td class="l">'
-        f"{escape(v if isinstance(v, str) else json.dumps(json_safe(v)))}</td></tr>"
+        f'<tr><td class="l">{escape(str(k))}</td><td class="l wrap">'
+        f"{escape(_settings_text(v))}</td></tr>"
         for k, v in extra.items())
-    return f"<h2>Run</h2><table>{rows}</table>"
+    return f"<h2>Run</h2>{wide_table(f'<table>{rows}</table>')}"
 
 
 def metrics_tables(m: Metrics) -> str:
@@ -205,21 +228,23 @@ def trades_table(trades: TradeTable, max_rows: int = 2000) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p class="muted">{len(trades) - max_rows} more trades in {TRADES_CSV}.</p>'
             if len(trades) > max_rows else "")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
+    return wide_table(f"<table><tr>{head}</tr>{''.join(rows)}</table>") + more
 
 
 def render_report(title: str, metrics: Metrics, trades: TradeTable,
-                  images: Sequence[tuple[str, bytes]], extra: Mapping | None = None) -> str:
-    """The single-run report page; ``images`` are (caption, PNG bytes)."""
+                  images: Sequence[tuple[str, bytes]], extra: Mapping | None = None,
+                  clock: str = DEFAULT_CLOCK, sections: Sequence[tuple[str, str]] = ()) -> str:
+    """The single-run report page; ``images`` are (caption, PNG bytes), ``sections``
+    (title, HTML) page parts added after the trades."""
     first, last = format_time(metrics.first_bar_time_s), format_time(metrics.last_bar_time_s)
-    period = f"{first} to {last} UTC"
+    period = f"{first} to {last} ({clock})"
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="muted">{escape(period)}, {metrics.bars} bars, '
             f"{metrics.total_trades} trades. Formulas: docs/metrics.md.</p>",
             _extra_table(extra or {}), "<h2>Summary</h2>", metrics_tables(metrics),
             "<h2>Charts</h2>"]
     body += [_img(png, caption) for caption, png in images]
-    body += ["<h2>Trades</h2>", trades_table(trades)]
+    body += ["<h2>Trades</h2>", trades_table(trades), _sections_html(sections)]
     return _page(title, "\n".join(body))
 
 
@@ -227,10 +252,13 @@ def write_report(
     run_dir: str | os.PathLike, deals: Iterable[Deal], series: BarSeries | Mapping,
     deposit: float, title: str, extra: Mapping | None = None, *,
     excursions: Mapping[int, tuple[float, float]] | None = None,
+    clock: str = DEFAULT_CLOCK, sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write report.html, metrics.json, trades.csv, deals.csv, series.npz and the PNGs.
 
     ``excursions`` (out-deal ticket -> (MFE, MAE) in USD) adds the MFE/MAE columns and chart.
+    ``clock`` names the clock of the bar times in the header and axis labels (it is saved in
+    metrics.json); ``sections`` are extra (title, HTML) parts at the end of the page.
     Returns the path of report.html.
     """
     out = Path(run_dir)
@@ -241,21 +269,22 @@ def write_report(
     write_deals_csv(out / DEALS_CSV, ds)
     write_trades_csv(out / TRADES_CSV, trades)
     write_series(out / SERIES_NPZ, bars)
-    write_metrics(out / METRICS_JSON, metrics, title, extra)
+    write_metrics(out / METRICS_JSON, metrics, title, extra, clock)
     ins = [d for d in ds if d.entry == "in"]
     pngs = [("Balance and equity", charts.equity_chart(
         bars.time_s, bars.balance_usd, bars.equity_usd, float(deposit), out / "equity.png",
         entry_time_s=[d.time for d in ins],
         entry_direction=[1 if d.side == "buy" else -1 for d in ins],
-        exit_time_s=trades.exit_time_s, exit_net_usd=trades.net_usd, title=title))]
+        exit_time_s=trades.exit_time_s, exit_net_usd=trades.net_usd, title=title,
+        clock=clock))]
     if len(trades):
         pngs.append(("P/L by hour and weekday", charts.pnl_by_time_chart(
-            trades.exit_time_s, trades.net_usd, out / "pnl_by_time.png")))
+            trades.exit_time_s, trades.net_usd, out / "pnl_by_time.png", clock)))
     if trades.has_excursions and len(trades):
         pngs.append(("MFE and MAE", charts.mfe_mae_chart(
             trades.mfe_usd, trades.mae_usd, trades.net_usd, out / "mfe_mae.png")))
     images = [(caption, p.read_bytes()) for caption, p in pngs]
-    html = render_report(title, metrics, trades, images, extra)
+    html = render_report(title, metrics, trades, images, extra, clock, sections)
     return write_text_atomic(out / REPORT_HTML, html)
 
 
@@ -280,7 +309,15 @@ def metric_difference(name: str, a, b) -> float | int | None:
     return b - a
 
 
-def render_comparison(labels: Sequence[str], runs: Sequence[RunData], overlay_png: bytes) -> str:
+def common_clock(runs: Sequence[RunData]) -> str:
+    """The runs' clock, or ``clocks differ: A / B`` when they were not on the same one."""
+    clocks = list(dict.fromkeys(r.clock for r in runs))
+    return clocks[0] if len(clocks) == 1 else "clocks differ: " + " / ".join(clocks)
+
+
+def render_comparison(labels: Sequence[str], runs: Sequence[RunData], overlay_png: bytes,
+                      clock: str = DEFAULT_CLOCK, sections: Sequence[tuple[str, str]] = ()
+                      ) -> str:
     head = ('<tr><th class="l">metric</th>'
             + "".join(f"<th>{escape(lb)}</th>" for lb in labels)
             + "".join(f"<th>&Delta; {escape(lb)} &minus; {escape(labels[0])}</th>"
@@ -298,34 +335,40 @@ def render_comparison(labels: Sequence[str], runs: Sequence[RunData], overlay_pn
             rows.append(f'<tr><td class="l">{escape(metric_label(n))}</td>{"".join(cells)}</tr>')
     info = "".join(
         f'<tr><td class="l">{escape(lb)}</td><td class="l">{escape(str(r.run_dir))}</td>'
-        f'<td class="l">{escape(json.dumps(json_safe(r.extra)) if r.extra else "")}</td></tr>'
+        f'<td class="l wrap">{escape(_settings_text(r.extra) if r.extra else "")}</td></tr>'
         for lb, r in zip(labels, runs, strict=True))
     body = ["<h1>Run comparison</h1>",
-            f'<p class="muted">{len(runs)} runs. Differences are each run minus '
-            f"{escape(labels[0])}. Formulas: docs/metrics.md.</p>",
-            '<h2>Runs</h2><table><tr><th class="l">run</th><th class="l">folder</th>'
-            f'<th class="l">settings</th></tr>{info}</table>',
+            f'<p class="muted">{len(runs)} runs, times in {escape(clock)}. Differences are each '
+            f"run minus {escape(labels[0])}. Formulas: docs/metrics.md.</p>",
+            "<h2>Runs</h2>" + wide_table(
+                '<table><tr><th class="l">run</th><th class="l">folder</th>'
+                f'<th class="l">settings</th></tr>{info}</table>'),
             "<h2>Equity</h2>", _img(overlay_png, "Equity of the compared runs"),
-            f"<h2>Metrics</h2><table>{head}{''.join(rows)}</table>"]
+            "<h2>Metrics</h2>" + wide_table(f"<table>{head}{''.join(rows)}</table>"),
+            _sections_html(sections)]
     return _page("Run comparison: " + " vs ".join(labels), "\n".join(body))
 
 
-def write_comparison(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike | RunData]
+def write_comparison(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike | RunData],
+                     *, clock: str | None = None, sections: Sequence[tuple[str, str]] = ()
                      ) -> Path:
     """Compare runs (run folders or loaded ``RunData``) side by side; returns comparison.html.
 
     Also writes equity_overlay.png and comparison.json (metrics per run and differences to
-    the first run).
+    the first run). ``clock`` labels the times (default: the runs' own, see
+    :func:`common_clock`); ``sections`` are extra (title, HTML) parts at the end of the page.
     """
     loaded = [r if isinstance(r, RunData) else load_run(r) for r in runs]
     if not loaded:
         raise NeurofxError("comparison: no runs given; pass at least one run folder")
     out = Path(out_dir)
     labels = _unique_labels(loaded)
+    clock = common_clock(loaded) if clock is None else clock
     png = charts.equity_overlay_chart(
         labels, [r.series.time_s for r in loaded], [r.series.equity_usd for r in loaded],
-        [r.metrics.initial_deposit_usd for r in loaded], out / "equity_overlay.png")
-    doc = {"runs": [{"label": lb, "run_dir": str(r.run_dir), "title": r.title,
+        [r.metrics.initial_deposit_usd for r in loaded], out / "equity_overlay.png", clock)
+    doc = {"clock": clock,
+           "runs": [{"label": lb, "run_dir": str(r.run_dir), "title": r.title,
                      "metrics": r.metrics.as_dict()} for lb, r in zip(labels, loaded, strict=True)],
            "differences": [{"label": lb, "minus": labels[0],
                             "metrics": {n: metric_difference(n, getattr(loaded[0].metrics, n),
@@ -334,5 +377,5 @@ def write_comparison(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLik
                            for lb, r in zip(labels[1:], loaded[1:], strict=True)]}
     write_text_atomic(out / COMPARISON_JSON,
                       json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
-    html = render_comparison(labels, loaded, png.read_bytes())
+    html = render_comparison(labels, loaded, png.read_bytes(), clock, sections)
     return write_text_atomic(out / COMPARISON_HTML, html)

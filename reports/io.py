@@ -3,6 +3,9 @@
 metrics.json is versioned (``format``/``version``); unknown versions are rejected. Non-finite
 floats are stored JSON-safely: ``nan`` -> ``null``, ``inf`` -> ``"inf"``, ``-inf`` -> ``"-inf"``,
 and read back to the same floats. series.npz holds the per-bar arrays (no pickles).
+
+metrics.json also names the clock of the bar times (``clock``, e.g. ``broker time,
+Europe/Athens``); files written before it was recorded read back as :data:`DEFAULT_CLOCK`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ REPORT_HTML = "report.html"
 METRICS_FORMAT = "neurofx.metrics"
 METRICS_VERSION = 1
 SERIES_VERSION = 1
+# bar times are the bar file's naive timestamps: broker time unless data.tz converted them
+DEFAULT_CLOCK = "broker time"
 
 
 @contextlib.contextmanager
@@ -95,14 +100,16 @@ class MetricsFile:
     title: str
     metrics: Metrics
     extra: dict
+    clock: str = DEFAULT_CLOCK
 
 
 def write_metrics(path: str | os.PathLike, metrics: Metrics, title: str,
-                  extra: Mapping | None = None) -> Path:
+                  extra: Mapping | None = None, clock: str = DEFAULT_CLOCK) -> Path:
     doc = {
         "format": METRICS_FORMAT,
         "version": METRICS_VERSION,
         "title": title,
+        "clock": clock,
         "metrics": json_safe(metrics.as_dict(), "metrics"),
         "extra": json_safe(dict(extra or {}), "extra"),
     }
@@ -139,7 +146,12 @@ def read_metrics(path: str | os.PathLike) -> MetricsFile:
             values[name] = v
         else:
             values[name] = _float_from_json(v, f"{path}: field 'metrics.{name}'")
-    return MetricsFile(str(doc.get("title", "")), Metrics(**values), dict(doc.get("extra") or {}))
+    clock = doc.get("clock", DEFAULT_CLOCK)
+    if not isinstance(clock, str) or not clock:
+        raise NeurofxError(f"{path}: field 'clock' is {clock!r}, expected the name of the bars' "
+                           "clock; regenerate the run's report")
+    return MetricsFile(str(doc.get("title", "")), Metrics(**values),
+                       dict(doc.get("extra") or {}), clock)
 
 
 def _write_csv(path: str | os.PathLike, header: Iterable[str], rows: Iterable[Iterable]) -> Path:
@@ -276,6 +288,7 @@ class RunData:
     series: BarSeries
     trades: TradeTable
     deals: list[Deal]
+    clock: str = DEFAULT_CLOCK  # the clock the bar times are in (axis labels, header)
 
 
 def load_run(run_dir: str | os.PathLike) -> RunData:
@@ -285,4 +298,4 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
         raise NeurofxError(f"{d}: not a run folder; pass a folder written by 'neurofx test'")
     mf = read_metrics(d / METRICS_JSON)
     return RunData(d, mf.title, mf.metrics, mf.extra, read_series(d / SERIES_NPZ),
-                   read_trades_csv(d / TRADES_CSV), read_deals_csv(d / DEALS_CSV))
+                   read_trades_csv(d / TRADES_CSV), read_deals_csv(d / DEALS_CSV), mf.clock)

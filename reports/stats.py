@@ -246,7 +246,10 @@ def lr_stats(net_usd: np.ndarray, deposit_usd: float) -> LinearRegression:
 
 def daily_sharpe(time_s: np.ndarray, equity_usd: np.ndarray, deposit_usd: float
                  ) -> tuple[float, int]:
-    """Annualised Sharpe of daily equity returns (UTC calendar days of the bar times).
+    """Annualised Sharpe of daily equity returns (calendar days on the bars' clock).
+
+    ``time_s`` are the bars' naive timestamps as Unix seconds, so ``time_s // 86400`` splits
+    at midnight of the bar file's clock (broker time unless ``data.tz`` converted the bars).
 
     Returns (sharpe, number of daily returns). The first day's return is against the deposit.
     """

@@ -11,6 +11,9 @@ Files of ``runs/<name>/test/`` (``write_test_run``): report.html, metrics.json, 
 deals.csv (the format ``collectors.realorl.import_neurofx_deals`` reads), series.npz, the
 chart PNGs, and with passes ``passes.csv`` plus ``passes/pass-NN/`` (one report per pass) and
 ``passes/comparison.html``.
+
+Finding and checking the trained encoder and actor is ``strategies/trained_agent.py`` (its names
+are importable from here too).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from neurofx.errors import NeurofxError
 from neurofx.reports.html import write_comparison, write_report
 from neurofx.reports.io import (
     DEALS_CSV,
+    DEFAULT_CLOCK,
     METRICS_JSON,
     SERIES_NPZ,
     TRADES_CSV,
@@ -51,6 +55,7 @@ from .broker import BrokerConfig
 from .feeds import BarArrays
 from .ma_cross import MaCrossStrategy, ma_cross_backtest
 from .replay import ReplayResult
+from .trained_agent import MODEL_FILES, LoadedPolicy, load_test_policy, model_paths  # noqa: F401
 
 DEFAULT_START = "2024-01-01"
 DEFAULT_END = "2024-01-31"
@@ -60,7 +65,7 @@ PASSES_DIR = "passes"
 
 @dataclass(frozen=True)
 class Period:
-    """A test period of whole days: ``start`` to ``end`` inclusive (broker clock)."""
+    """A test period of whole days: ``start`` to ``end`` inclusive (the bars' clock)."""
 
     start: date
     end: date
@@ -116,6 +121,16 @@ def load_config_bars(cfg: Mapping) -> pd.DataFrame:
     d = cfg["data"]
     return load_bars(d["file"] or None, fmt=d["format"], source_tz=d["source_tz"] or None,
                      tz=d["tz"] or None)
+
+
+def bars_clock(bars: pd.DataFrame, tz: str = "") -> str:
+    """The report's name for the clock of ``bars`` (``load_bars`` keeps it in
+    ``attrs["clock"]``): ``tz`` itself when ``data.tz`` converted the bars to it, else
+    ``broker time, <zone>``, or ``broker time`` when the file's zone is unknown."""
+    clock = bars.attrs.get("clock")
+    if not clock:
+        return DEFAULT_CLOCK
+    return clock if tz and clock == tz else f"{DEFAULT_CLOCK}, {clock}"
 
 
 def check_period_in_bars(bars: pd.DataFrame, period: Period) -> None:
@@ -225,75 +240,6 @@ def run_ma_cross_pass(bars: pd.DataFrame, period: Period, broker_config: BrokerC
 
 
 # ----------------------------------------------------------------------------- neural agent
-MODEL_FILES = {"encoder": "encoder.npz", "actor": "actor.npz"}
-
-
-def _first_steps(run: str) -> str:
-    return (f"run 'neurofx research --run {run}', 'neurofx study encoder --run {run}' and "
-            f"'neurofx study actor --run {run}' first, or test the demo with --agent ma-cross")
-
-
-def model_paths(runs_root: str | Path, run: str, encoder: str | Path | None = None,
-                actor: str | Path | None = None) -> dict[str, Path]:
-    """The encoder and actor files (``<root>/<run>/{encoder,actor}.npz`` unless given);
-    one-line errors naming the ``neurofx`` command to run first when one is missing."""
-    folder = Path(runs_root) / run
-    given = {"encoder": encoder, "actor": actor}
-    paths = {role: Path(given[role]) if given[role] else folder / name
-             for role, name in MODEL_FILES.items()}
-    if not any(given.values()) and not folder.is_dir():
-        raise NeurofxError(f"{folder}: no such run; {_first_steps(run)}")
-    for role, path in paths.items():
-        if not path.is_file():
-            how = (f"run 'neurofx study {role} --run {run}' first" if not given[role]
-                   else f"check --{role}, or run 'neurofx study {role} --run {run}'")
-            raise NeurofxError(f"{path}: no trained {role}; {how}")
-    return paths
-
-
-@dataclass(frozen=True)
-class LoadedPolicy:
-    """The test's :class:`NeuralPolicy` with the files it came from."""
-
-    policy: object
-    paths: dict[str, Path]
-    forecast_size: int
-
-    def describe(self) -> dict[str, str]:
-        return {f"{role} file": str(p) for role, p in self.paths.items()}
-
-
-def load_test_policy(paths: Mapping[str, Path], run: str, stochastic: bool) -> LoadedPolicy:
-    """Load encoder and actor and check they fit the state, each other and the 6 actions.
-
-    The check is one forward pass on zeros; ``run_agent_pass`` resets the models afterwards.
-    """
-    from neurofx.data import HISTORY_BARS, N_FEATURES
-
-    from .policies import N_ACTIONS, NeuralPolicy
-
-    enc, act = paths["encoder"], paths["actor"]
-    retrain = (f"retrain them with 'neurofx study encoder --run {run}' and "
-               f"'neurofx study actor --run {run}'")
-    policy = NeuralPolicy(encoder=enc, actor=act, stochastic=stochastic)
-    state = np.zeros((1, HISTORY_BARS * N_FEATURES), dtype=np.float32)
-    try:
-        forecast = policy.encoder.predict(state)
-    except (ValueError, NeurofxError) as exc:
-        raise NeurofxError(f"{enc}: an encoder of another architecture (it does not take the "
-                           f"{state.shape[1]}-value state: {exc}); {retrain}") from None
-    try:
-        out = policy.actor.predict(np.zeros((1, 12), dtype=np.float32), forecast)
-    except (ValueError, NeurofxError) as exc:
-        raise NeurofxError(f"{act}: an actor of another architecture than {enc} (it does not "
-                           f"take its {forecast.shape[-1]}-value forecast: {exc}); {retrain}"
-                           ) from None
-    if out.size != N_ACTIONS:
-        raise NeurofxError(f"{act}: an actor of another architecture (it gives {out.size} values, "
-                           f"a policy needs {N_ACTIONS}); {retrain}")
-    return LoadedPolicy(policy, dict(paths), int(forecast.shape[-1]))
-
-
 def run_neural_passes(loaded: LoadedPolicy, bars: pd.DataFrame, features: np.ndarray,
                       period: Period, broker_config: BrokerConfig, passes: int = 0,
                       seed: int = 0, stops_mode: str = "research") -> list[PassOutcome]:
@@ -396,14 +342,15 @@ def write_passes_csv(path: Path, spread: PassSpread) -> Path:
 
 
 # ----------------------------------------------------------------------------- writing
-def write_pass_files(folder: Path, o: PassOutcome, metrics: Metrics, title: str) -> Path:
+def write_pass_files(folder: Path, o: PassOutcome, metrics: Metrics, title: str,
+                     clock: str = DEFAULT_CLOCK) -> Path:
     """The data files of one pass (no charts, no HTML: ``neurofx report FOLDER`` makes them)."""
     write_deals_csv(folder / DEALS_CSV, o.deals)
     write_trades_csv(folder / TRADES_CSV, trades_from_deals(o.deals, o.deposit_usd,
                                                             o.excursions))
     write_series(folder / SERIES_NPZ, o.series)
     write_metrics(folder / METRICS_JSON, metrics, title,
-                  {"seed": o.seed, "rejected orders": o.rejected_orders})
+                  {"seed": o.seed, "rejected orders": o.rejected_orders}, clock)
     return folder
 
 
@@ -420,12 +367,13 @@ class TestRun:
 
 
 def write_test_run(out_dir: str | Path, outcomes: Sequence[PassOutcome], title: str,
-                   extra: Mapping | None = None) -> TestRun:
+                   extra: Mapping | None = None, clock: str = DEFAULT_CLOCK) -> TestRun:
     """Write the test report of one pass, or of several passes (median pass + spread).
 
     With one outcome its report goes to ``out_dir``. With several, each pass's data files go
     to ``passes/pass-NN/``, their comparison to ``passes/comparison.html``, the spread to
     ``passes.csv``, and ``out_dir`` holds the report of the median pass (by net profit).
+    ``clock`` names the clock of the bar times (see :func:`bars_clock`).
     """
     if not outcomes:
         raise NeurofxError("test: no passes to report; run at least one pass")
@@ -438,20 +386,21 @@ def write_test_run(out_dir: str | Path, outcomes: Sequence[PassOutcome], title: 
         o = outcomes[0]
         extra["rejected orders"] = o.rejected_orders
         path = write_report(out, o.deals, o.series, o.deposit_usd, title, extra,
-                            excursions=o.excursions)
+                            excursions=o.excursions, clock=clock)
         return TestRun(path, o.metrics(), None, None)
     metrics = [o.metrics() for o in outcomes]
     spread = pass_spread(outcomes, metrics)
     folders = [write_pass_files(out / PASSES_DIR / f"pass-{i:02d}", o, m,
-                                f"{title}, pass {i} (seed {o.seed})")
+                                f"{title}, pass {i} (seed {o.seed})", clock)
                for i, (o, m) in enumerate(zip(outcomes, metrics, strict=True), start=1)]
     comparison = write_comparison(out / PASSES_DIR, [
-        dataclasses.replace(load_run(f), title=f"pass {i}") for i, f in enumerate(folders, 1)])
+        dataclasses.replace(load_run(f), title=f"pass {i}") for i, f in enumerate(folders, 1)],
+        clock=clock)
     write_passes_csv(out / PASSES_CSV, spread)
     m = outcomes[spread.median_pass]
     extra.update({"report of pass": f"{spread.median_pass + 1} of {len(outcomes)} "
                                     f"(median net profit, seed {m.seed})",
                   "rejected orders": m.rejected_orders, **spread.as_extra()})
     path = write_report(out, m.deals, m.series, m.deposit_usd, title, extra,
-                        excursions=m.excursions)
+                        excursions=m.excursions, clock=clock)
     return TestRun(path, metrics[spread.median_pass], spread, comparison)

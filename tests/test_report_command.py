@@ -5,7 +5,6 @@ import json
 import math
 
 import pytest
-from test_test_command import write_small_bars
 
 from neurofx.cli import main
 
@@ -13,15 +12,16 @@ KEYS = ("total_net_profit_usd", "total_trades", "profit_factor", "equity_drawdow
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, small_bars):
     """Two short ma-cross runs that differ in one setting: the commission per lot and side."""
     root = tmp_path_factory.mktemp("runs")
-    bars = write_small_bars(tmp_path_factory.mktemp("bars"))
+    bars = small_bars
     for name, commission in (("cheap", 3.5), ("dear", 7.0)):
         rc = main(["test", "--run", name, "--agent", "ma-cross", "--start", "2024-01-08",
                    "--end", "2024-01-19", "--set", f"runs.root={str(root)!r}",
                    "--set", f"broker.commission_per_lot_usd={commission}",
-                   "--set", f"data.file={str(bars)!r}"])
+                   "--set", f"data.file={str(bars)!r}",
+                   "--set", "data.source_tz='Europe/Athens'"])
         assert rc == 0
     return root
 
@@ -53,7 +53,9 @@ def test_single_run_regeneration_reproduces_the_files(runs, capsys, tmp_path):
     assert rc == 0, err
     for f, data in before.items():
         assert (folder / f).read_bytes() == data, f
-    assert (folder / "report.html").is_file()
+    # the clock the bars were in comes back from metrics.json into the header
+    html = (folder / "report.html").read_text()
+    assert "2024-01-19 23:00 (broker time, Europe/Athens), " in html and "UTC" not in html
     lines = out.splitlines()
     assert lines[0].startswith("cheap: SMA-crossover demo") and lines[1].startswith("net profit")
     assert lines[-1] == f"report: {folder / 'report.html'}"
@@ -82,6 +84,7 @@ def test_comparison_of_two_runs(runs, capsys):
         assert diff[k] == pytest.approx(want) if not math.isnan(want) else diff[k] is None
     html = (out_dir / "comparison.html").read_text()
     assert "data:image/png;base64," in html and "<h2>Training</h2>" not in html
+    assert "2 runs, times in broker time, Europe/Athens." in html
     # terminal table: a row per key figure with both runs and the difference
     row = next(ln for ln in out.splitlines() if ln.startswith("net profit (USD)"))
     assert row.split()[-3:] == [f"{a['total_net_profit_usd']:+,.2f}",
@@ -114,6 +117,11 @@ def test_training_logs_are_compared(runs, capsys, tmp_path):
     assert rc == 0, err
     html = (tmp_path / "comparison.html").read_text()
     assert html.count("<h2>Training</h2>") == 1 and html.rstrip().endswith("</html>")
+    # the training section is the page's last section, its tables scroll in their own box
+    training = html[html.index("<h2>Training</h2>"):]
+    assert html.index("<h2>Metrics</h2>") < html.index("<h2>Training</h2>")
+    assert training.rstrip().endswith("</table></div>\n</body></html>")
+    assert training.count('<div class="wide"><table>') == 2
     # final and best validation loss of each run (best = min over the logged validations)
     assert ('<td class="l">cheap</td><td class="l">encoder</td><td>20</td><td class="l">'
             "forecast</td><td>0.7</td><td>0.6</td><td>2.0</td>") in html

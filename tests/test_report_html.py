@@ -6,7 +6,9 @@ import base64
 import json
 import math
 import re
+from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +246,112 @@ def test_bad_files_name_the_line(run_dir, tmp_path):
         load_run(tmp_path / "missing")
     with pytest.raises(NeurofxError, match=r"comparison: no runs given"):
         write_comparison(tmp_path, [])
+
+
+# ---------------------------------------------------------------- clock, layout, sections
+def _capture_figures(monkeypatch):
+    """Record each chart's Figure when it is saved (the charts return only the path)."""
+    from neurofx.reports import charts
+
+    figures = {}
+    real = charts._save
+
+    def save(fig, path):
+        figures[Path(path).name] = fig
+        return real(fig, path)
+
+    monkeypatch.setattr(charts, "_save", save)
+    return figures
+
+
+def _xlabels(fig):
+    return [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+
+
+def test_clock_labels_header_axes_and_metrics_file(tmp_path, monkeypatch):
+    figures = _capture_figures(monkeypatch)
+    deals, series, exc = synthetic_run()
+    clock = "broker time, Europe/Athens"
+    html = write_report(tmp_path, deals, series, DEPOSIT, "t", excursions=exc,
+                        clock=clock).read_text(encoding="utf-8")
+    assert "UTC" not in html
+    assert '2024-01-01 00:00 to 2024-01-02 23:00 (broker time, Europe/Athens)' in html
+    assert _xlabels(figures["equity.png"]) == [f"time ({clock})"]
+    assert _xlabels(figures["pnl_by_time.png"]) == [f"hour of exit ({clock})",
+                                                    f"weekday of exit ({clock})"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["clock"] == clock
+    assert load_run(tmp_path).clock == clock
+    # the default is broker time, and a metrics.json from before the field reads as that
+    write_report(tmp_path / "d", deals, series, DEPOSIT, "t")
+    doc = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert doc["clock"] == "broker time"
+    assert _xlabels(figures["equity.png"]) == ["time (broker time)"]
+    del doc["clock"]
+    (tmp_path / "d" / "metrics.json").write_text(json.dumps(doc))
+    assert read_metrics(tmp_path / "d" / "metrics.json").clock == "broker time"
+    doc["clock"] = 3
+    (tmp_path / "d" / "metrics.json").write_text(json.dumps(doc))
+    with pytest.raises(NeurofxError, match=r"field 'clock' is 3"):
+        read_metrics(tmp_path / "d" / "metrics.json")
+
+
+def test_pnl_hours_and_weekdays_are_on_the_bars_clock(tmp_path, monkeypatch):
+    """Exit times are naive bar times: 2024-01-01 23:00 is a Monday at 23 on the bars' clock,
+    whatever zone that clock is in (no shift to UTC)."""
+    from neurofx.reports.charts import pnl_by_time_chart
+
+    figures = _capture_figures(monkeypatch)
+    pnl_by_time_chart([D0 + 23 * H, D0 + 47 * H], [5.0, -2.0], tmp_path / "p.png", "UTC")
+    hours, days = figures["p.png"].axes
+    heights = [p.get_height() for p in hours.patches]
+    assert heights[23] == pytest.approx(3.0) and sum(map(abs, heights[:23])) == 0
+    assert [p.get_height() for p in days.patches][:2] == [pytest.approx(5.0),
+                                                         pytest.approx(-2.0)]
+    assert _xlabels(figures["p.png"]) == ["hour of exit (UTC)", "weekday of exit (UTC)"]
+
+
+def test_wide_tables_scroll_in_their_own_box(run_dir, tmp_path):
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert ".wide{overflow-x:auto;max-width:100%}" in html
+    assert "td.wrap{white-space:normal;overflow-wrap:anywhere" in html
+    trades = html.index("<h2>Trades</h2>")
+    assert html[trades:].startswith('<h2>Trades</h2>\n<div class="wide"><table><tr><th>ticket')
+    assert '<h2>Run</h2><div class="wide"><table>' in html
+    # a long settings value wraps inside its cell
+    extra = {"settings": {"path": "/very/long/" * 30, "lr": 3e-4}}
+    deals, series, _ = synthetic_run(TRIPS[:1], 8)
+    other = write_report(tmp_path / "b", deals, series, DEPOSIT, "b", extra).parent
+    page = write_comparison(tmp_path / "cmp", [run_dir, other]).read_text(encoding="utf-8")
+    assert '<h2>Runs</h2><div class="wide"><table>' in page
+    assert '<h2>Metrics</h2><div class="wide"><table>' in page
+    cell = re.findall(r'<td class="l wrap">([^<]*)</td>', page)
+    assert len(cell) == 2 and json.loads(unescape(cell[1])) == json_safe(extra)
+    assert ", " in cell[1]  # JSON with spaces: a browser can break the line there
+    run_html = (tmp_path / "b" / "report.html").read_text(encoding="utf-8")
+    assert '<td class="l">settings</td><td class="l wrap">{&quot;path&quot;: ' in run_html
+
+
+def test_sections_are_added_after_the_page(run_dir, tmp_path):
+    sec = [("Training <1>", '<p id="x">loss</p>'), ("More", "<p>two</p>")]
+    page = write_comparison(tmp_path / "c", [run_dir], sections=sec).read_text(encoding="utf-8")
+    tail = '<h2>Training &lt;1&gt;</h2>\n<p id="x">loss</p>\n<h2>More</h2>\n<p>two</p>\n</body>'
+    assert tail in page and page.index("<h2>Metrics</h2>") < page.index(tail)
+    deals, series, _ = synthetic_run()
+    html = write_report(tmp_path / "r", deals, series, DEPOSIT, "r", sections=sec[1:]
+                        ).read_text(encoding="utf-8")
+    assert html.index("<h2>Trades</h2>") < html.index("<h2>More</h2>\n<p>two</p>\n</body>")
+
+
+def test_comparison_clock(run_dir, tmp_path, monkeypatch):
+    figures = _capture_figures(monkeypatch)
+    deals, series, _ = synthetic_run(TRIPS[:1], 8)
+    utc = write_report(tmp_path / "u", deals, series, DEPOSIT, "u", clock="UTC").parent
+    same = write_report(tmp_path / "v", deals, series, DEPOSIT, "v", clock="UTC").parent
+    page = write_comparison(tmp_path / "c1", [utc, same]).read_text(encoding="utf-8")
+    assert "2 runs, times in UTC." in page
+    assert _xlabels(figures["equity_overlay.png"]) == ["time (UTC)"]
+    assert json.loads((tmp_path / "c1" / COMPARISON_JSON).read_text())["clock"] == "UTC"
+    page = write_comparison(tmp_path / "c2", [run_dir, utc]).read_text(encoding="utf-8")
+    assert "times in clocks differ: broker time / UTC." in page
+    write_comparison(tmp_path / "c3", [run_dir, utc], clock="my clock")
+    assert _xlabels(figures["equity_overlay.png"]) == ["time (my clock)"]

@@ -1,8 +1,6 @@
 """`neurofx test`: the report's money adds up, deals re-import, errors name what to run first."""
 
 import csv
-import gzip
-import importlib.resources
 import json
 
 import numpy as np
@@ -20,17 +18,6 @@ from neurofx.strategies.test import parse_period, trade_excursions
 START, END = "2024-01-08", "2024-01-19"
 
 
-def write_small_bars(folder):
-    """December 2023 and January 2024 of the bundled file (enough warm-up for 2024-01-08 on),
-    so each command loads 1,010 bars instead of 42,000."""
-    src = importlib.resources.files("neurofx.data").joinpath("EURUSD_H1.csv.gz")
-    with gzip.open(str(src), "rt") as fh:
-        lines = [ln for i, ln in enumerate(fh) if i == 0 or ln.startswith(("2023-12", "2024-01"))]
-    path = folder / "EURUSD_H1.csv"
-    path.write_text("".join(lines))
-    return path
-
-
 def _csv_rows(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -43,8 +30,8 @@ def _run(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    return f"data.file={str(write_small_bars(tmp_path_factory.mktemp('bars')))!r}"
+def small(small_bars):
+    return f"data.file={str(small_bars)!r}"
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +236,32 @@ def test_trade_excursions_by_hand():
     assert ex[4] == (round((1.0990 - 1.09705) * size, 2), round((1.0990 - 1.09955) * size, 2))
     assert ex[4] == (97.5, -27.5)
     assert ex[6] == (0.0, round((1.0960 - 1.1020) * size, 2)) == (0.0, -300.0)
+
+
+@pytest.mark.parametrize("sets, clock, last_bar", [
+    ([], "broker time", "2024-01-19 23:00"),  # a bar file of unknown zone
+    (["data.source_tz='Europe/Athens'"], "broker time, Europe/Athens", "2024-01-19 23:00"),
+    # converted: Friday's last bar opens 23:00 in Athens (UTC+2 in January) = 21:00 UTC
+    (["data.source_tz='Europe/Athens'", "data.tz='UTC'"], "UTC", "2024-01-19 21:00"),
+])
+def test_report_names_the_clock_of_the_bars(capsys, tmp_path, small, sets, clock, last_bar):
+    argv = ["test", "--run", "c", "--agent", "ma-cross", "--start", START, "--end", END,
+            "--set", f"runs.root={str(tmp_path)!r}", "--set", small]
+    for s in sets:
+        argv += ["--set", s]
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 0, err
+    folder = tmp_path / "c" / "test"
+    doc = json.loads((folder / "metrics.json").read_text())
+    assert doc["clock"] == clock
+    assert doc["extra"]["period"] == f"{START} to {END} ({clock})"
+    html = (folder / "report.html").read_text()
+    assert f"2024-01-08 00:00 to {last_bar} ({clock}), " in html
+    assert ("UTC" in html) == (clock == "UTC")
+
+
+def test_model_loading_names_stay_importable_from_test():
+    from neurofx.strategies import test, trained_agent
+
+    for name in ("MODEL_FILES", "LoadedPolicy", "load_test_policy", "model_paths"):
+        assert getattr(test, name) is getattr(trained_agent, name)

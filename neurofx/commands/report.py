@@ -94,7 +94,8 @@ def regenerate(data, out: Path) -> Path:
     from neurofx.reports.metrics import summary_lines
 
     path = write_report(out, data.deals, data.series, data.metrics.initial_deposit_usd,
-                        data.title, data.extra, excursions=data.trades.excursions())
+                        data.title, data.extra, excursions=data.trades.excursions(),
+                        clock=data.clock)
     print(data.title)
     for line in summary_lines(data.metrics):
         print(line)
@@ -104,14 +105,10 @@ def regenerate(data, out: Path) -> Path:
 def compare(runs, labels: list[str], out: Path) -> Path:
     """Write the comparison of ``runs`` (``RunData``) into ``out``; prints the key figures."""
     from neurofx.reports.html import write_comparison
-    from neurofx.reports.io import write_text_atomic
 
     short = [dataclasses.replace(r, title=lb) for r, lb in zip(runs, labels, strict=True)]
-    path = write_comparison(out, short)
     section = training_section([r.run_dir for r in runs], labels, out)
-    if section:
-        html = path.read_text(encoding="utf-8")
-        write_text_atomic(path, html.replace("</body>", section + "\n</body>", 1))
+    path = write_comparison(out, short, sections=[("Training", section)] if section else ())
     for line in comparison_lines(labels, [r.metrics for r in runs]):
         print(line)
     if section:
@@ -173,14 +170,15 @@ def _training_folder(report_dir: Path) -> Path:
 
 def training_section(report_dirs, labels: list[str], out: Path) -> str:
     """HTML of the training comparison (loss curves + final/best validation losses and the
-    runs' optimizer comparisons); '' when no run has study logs. Writes ``out/training.png``."""
+    runs' optimizer comparisons), the body of the comparison page's "Training" section; ''
+    when no run has study logs. Writes ``out/training.png``."""
     folders = [_training_folder(d) for d in report_dirs]
     logs = [training_logs(f) for f in folders]
     tables = [(lb, p) for lb, f in zip(labels, folders, strict=True)
               for p in sorted(f.glob("compare_*/comparison.csv"))]
     if not any(logs) and not tables:
         return ""
-    parts = ["<h2>Training</h2>"]
+    parts = []
     if any(logs):
         png = training_chart(labels, logs, out / "training.png")
         b64 = base64.b64encode(png.read_bytes()).decode("ascii")
@@ -241,6 +239,8 @@ def training_chart(labels: list[str], logs, path: Path) -> Path:
 
 
 def _summary_table(labels, logs) -> str:
+    from neurofx.reports.html import wide_table
+
     head = ("<tr><th class=\"l\">run</th><th class=\"l\">stage</th><th>iterations</th>"
             "<th class=\"l\">loss</th><th>final validation</th><th>best validation</th>"
             "<th>wall time (s)</th></tr>")
@@ -258,10 +258,12 @@ def _summary_table(labels, logs) -> str:
                     f'<td class="l">{escape(key[4:])}</td><td>{_fmt(final, ".6g")}</td>'
                     f"<td>{_fmt(best, '.6g')}</td>"
                     f"<td>{_fmt(last.get('wall_s', math.nan), '.1f')}</td></tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+    return wide_table(f"<table>{head}{''.join(rows)}</table>")
 
 
 def _csv_table(path: Path) -> str:
+    from neurofx.reports.html import wide_table
+
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     if not rows:
@@ -269,7 +271,7 @@ def _csv_table(path: Path) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>"
                    for r in rows[1:])
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return wide_table(f"<table><tr>{head}</tr>{body}</table>")
 
 
 def _unique(labels: list[str]) -> list[str]:

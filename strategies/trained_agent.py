@@ -1,0 +1,84 @@
+"""The trained agent of a test run: find its encoder and actor files and check they fit.
+
+``neurofx test --agent neural`` reads ``<runs.root>/NAME/encoder.npz`` and ``actor.npz`` (or the
+files given), and refuses with one line naming the ``neurofx`` command to run first when one is
+missing or of another architecture. The replay itself is ``strategies.test.run_neural_passes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neurofx.errors import NeurofxError
+
+MODEL_FILES = {"encoder": "encoder.npz", "actor": "actor.npz"}
+
+
+def _first_steps(run: str) -> str:
+    return (f"run 'neurofx research --run {run}', 'neurofx study encoder --run {run}' and "
+            f"'neurofx study actor --run {run}' first, or test the demo with --agent ma-cross")
+
+
+def model_paths(runs_root: str | Path, run: str, encoder: str | Path | None = None,
+                actor: str | Path | None = None) -> dict[str, Path]:
+    """The encoder and actor files (``<root>/<run>/{encoder,actor}.npz`` unless given);
+    one-line errors naming the ``neurofx`` command to run first when one is missing."""
+    folder = Path(runs_root) / run
+    given = {"encoder": encoder, "actor": actor}
+    paths = {role: Path(given[role]) if given[role] else folder / name
+             for role, name in MODEL_FILES.items()}
+    if not any(given.values()) and not folder.is_dir():
+        raise NeurofxError(f"{folder}: no such run; {_first_steps(run)}")
+    for role, path in paths.items():
+        if not path.is_file():
+            how = (f"run 'neurofx study {role} --run {run}' first" if not given[role]
+                   else f"check --{role}, or run 'neurofx study {role} --run {run}'")
+            raise NeurofxError(f"{path}: no trained {role}; {how}")
+    return paths
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """The test's :class:`NeuralPolicy` with the files it came from."""
+
+    policy: object
+    paths: dict[str, Path]
+    forecast_size: int
+
+    def describe(self) -> dict[str, str]:
+        return {f"{role} file": str(p) for role, p in self.paths.items()}
+
+
+def load_test_policy(paths: Mapping[str, Path], run: str, stochastic: bool) -> LoadedPolicy:
+    """Load encoder and actor and check they fit the state, each other and the 6 actions.
+
+    The check is one forward pass on zeros; ``run_agent_pass`` resets the models afterwards.
+    """
+    from neurofx.data import HISTORY_BARS, N_FEATURES
+
+    from .policies import N_ACTIONS, NeuralPolicy
+
+    enc, act = paths["encoder"], paths["actor"]
+    retrain = (f"retrain them with 'neurofx study encoder --run {run}' and "
+               f"'neurofx study actor --run {run}'")
+    policy = NeuralPolicy(encoder=enc, actor=act, stochastic=stochastic)
+    state = np.zeros((1, HISTORY_BARS * N_FEATURES), dtype=np.float32)
+    try:
+        forecast = policy.encoder.predict(state)
+    except (ValueError, NeurofxError) as exc:
+        raise NeurofxError(f"{enc}: an encoder of another architecture (it does not take the "
+                           f"{state.shape[1]}-value state: {exc}); {retrain}") from None
+    try:
+        out = policy.actor.predict(np.zeros((1, 12), dtype=np.float32), forecast)
+    except (ValueError, NeurofxError) as exc:
+        raise NeurofxError(f"{act}: an actor of another architecture than {enc} (it does not "
+                           f"take its {forecast.shape[-1]}-value forecast: {exc}); {retrain}"
+                           ) from None
+    if out.size != N_ACTIONS:
+        raise NeurofxError(f"{act}: an actor of another architecture (it gives {out.size} values, "
+                           f"a policy needs {N_ACTIONS}); {retrain}")
+    return LoadedPolicy(policy, dict(paths), int(forecast.shape[-1]))
