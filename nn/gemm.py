@@ -1,0 +1,182 @@
+"""Matrix multiply on the OpenCL device: ``C = op(A) @ op(B) (+ C)`` for any sizes.
+
+One :class:`Gemm` per device (:func:`get_gemm`) builds ``kernels/matmul.cl`` once and
+enqueues, never waits, on the device's in-order queue. Per shape it picks:
+
+* direct, B not transposed (``nn``, ``tn``): outer-product tiles, each work-item accumulates
+  ``OP_TILE`` entries of C from broadcasts of A and vector loads of rows of B;
+* direct ``nt`` (the forward ``X @ W^T``): dot tiles, vectors along k for both A and B;
+* packed, for large products and every ``tt``: both operands are first copied into
+  zero-padded panels that one product kernel reads front to back (the hardware prefetcher
+  does not follow the page-strided walks down a column of a wide row-major matrix).
+
+Odd sizes are exact and nothing outside the matrices is read or written; kernels/matmul.cl
+explains how each path handles partial tiles.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import pyopencl as cl
+
+from .device import Device, get_device
+
+KERNEL_FILE = "matmul.cl"
+
+# Tiles (rows, columns[, k-vector width]) per work-item, measured best on the 2-core AVX-512
+# CPU with PoCL 3.0: direct outer product, direct dot (nt), packed.
+OP_TILE = (4, 16)
+DOT_TILE = (4, 4, 16)
+PACK_TILE = (8, 16)
+
+_WIDTHS = (1, 2, 4, 8, 16)
+_DIRECT = ("gemm_nn", "gemm_tn", "gemm_nn_row", "gemm_tn_row", "gemm_nt", "gemm_nt_row")
+_DIRECT_DTYPES = [np.int32, np.int32, np.int32, np.int32, None, None, None,
+                 np.int32, np.int64, np.int64, np.int64]
+_PACK_DTYPES = [np.int32, np.int32, None, None, np.int32, np.int32, np.int64, np.int64]
+_PACKED_DTYPES = [np.int32, np.int32, np.int32, None, None, None, np.int32, np.int64, np.int64,
+                  np.int64]
+
+
+def _count(value, name: str, limit: int = 2**31 - 1) -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or not 0 <= value <= limit):
+        raise ValueError(f"gemm: {name} must be an integer in [0, {limit}], got {value!r}")
+    return int(value)
+
+
+class Gemm:
+    """Matrix multiply kernels of one device; see :meth:`gemm`."""
+
+    def __init__(self, device: Device | None = None, *, op_tile=OP_TILE, dot_tile=DOT_TILE,
+                 pack_tile=PACK_TILE):
+        """Build the kernels. Tiles per work-item: ``op_tile`` and ``pack_tile`` are (rows,
+        columns), ``dot_tile`` is (rows, columns, k-vector width); the column count of
+        op/pack tiles and the dot vector width must be 1, 2, 4, 8 or 16."""
+        self.device = device or get_device()
+        self.op_tile = tuple(int(x) for x in op_tile)
+        self.dot_tile = tuple(int(x) for x in dot_tile)
+        self.pack_tile = tuple(int(x) for x in pack_tile)
+        (op_tm, op_vw), (dot_tm, dot_tn, dot_vw) = self.op_tile, self.dot_tile
+        pk_tm, pk_vw = self.pack_tile
+        if (min(op_tm, dot_tm, dot_tn, pk_tm) < 1
+                or not {op_vw, dot_vw, pk_vw} <= set(_WIDTHS)):
+            raise ValueError(f"Gemm: invalid tiles op_tile={op_tile} dot_tile={dot_tile} "
+                             f"pack_tile={pack_tile}; sizes must be >= 1 and vector widths "
+                             f"one of {_WIDTHS}")
+        opts = (f"-DOP_TM={op_tm}", f"-DOP_VW={op_vw}", f"-DDOT_TM={dot_tm}",
+                f"-DDOT_TN={dot_tn}", f"-DDOT_VW={dot_vw}", f"-DPK_TM={pk_tm}",
+                f"-DPK_VW={pk_vw}")
+        dev = self.device
+        self._knl = {name: dev.kernel(KERNEL_FILE, name, opts) for name in _DIRECT}
+        for knl in self._knl.values():
+            knl.set_scalar_arg_dtypes(_DIRECT_DTYPES)
+        self._pack_a = dev.kernel(KERNEL_FILE, "gemm_pack_a", opts)
+        self._pack_b = dev.kernel(KERNEL_FILE, "gemm_pack_b", opts)
+        for knl in (self._pack_a, self._pack_b):
+            knl.set_scalar_arg_dtypes(_PACK_DTYPES)
+        self._packed = dev.kernel(KERNEL_FILE, "gemm_packed", opts)
+        self._packed.set_scalar_arg_dtypes(_PACKED_DTYPES)
+        self._panels: dict[str, cl.Buffer] = {}
+        # None: choose per shape (see _use_packed); True / False force the packed / direct path
+        # (tests cover both, benchmarks/gemm.py compares them).
+        self.packing: bool | None = None
+
+    def gemm(self, a_buf, b_buf, c_buf, m, n, k, trans_a=False, trans_b=False,
+             accumulate=False, wait_for=None, batch=1, stride_a=None, stride_b=None,
+             stride_c=None) -> cl.Event:
+        """Enqueue ``C (m, n) = op(A) @ op(B)``, plus the old C when ``accumulate``.
+
+        float32, row-major, contiguous (buffers may be sub-buffers). op(A) is (m, k): A is
+        stored (m, k), or (k, m) when ``trans_a``; op(B) is (k, n): B is stored (k, n), or
+        (n, k) when ``trans_b``. C must not overlap A or B. With ``batch`` > 1, matrix b of
+        each operand starts ``stride_*`` floats after matrix b-1 (default: packed). Returns
+        the event of the last command enqueued; nothing waits (the queue is in-order, so a
+        later command sees the result).
+        """
+        m, n, k = _count(m, "m"), _count(n, "n"), _count(k, "k")
+        batch = _count(batch, "batch")
+        sa = m * k if stride_a is None else _count(stride_a, "stride_a", 2**62)
+        sb = k * n if stride_b is None else _count(stride_b, "stride_b", 2**62)
+        sc = m * n if stride_c is None else _count(stride_c, "stride_c", 2**62)
+        queue = self.device.queue
+        if m == 0 or n == 0 or batch == 0:
+            return cl.enqueue_marker(queue, wait_for=wait_for)
+        if batch > 1 and sc < m * n:
+            raise ValueError(f"gemm: stride_c={sc} makes the {batch} outputs overlap; "
+                             f"use stride_c >= m*n = {m * n}")
+        for buf, name, stride, need in ((a_buf, "a_buf", sa, m * k), (b_buf, "b_buf", sb, k * n),
+                                        (c_buf, "c_buf", sc, m * n)):
+            nbytes = 4 * ((batch - 1) * stride + need)
+            if need and buf.size < nbytes:
+                raise ValueError(f"gemm: {name} holds {buf.size} bytes, needs {nbytes} for "
+                                 f"batch={batch} m={m} n={n} k={k}")
+        acc = 1 if accumulate else 0
+
+        if k and ((trans_a and trans_b) or (self.packing if self.packing is not None
+                                            else self._use_packed(m, n, k))):
+            return self._run_packed(a_buf, b_buf, c_buf, m, n, k, trans_a, trans_b, acc,
+                                    batch, sa, sb, sc, wait_for)
+        if trans_b:  # nt: dot tiles
+            name, (tm, tn) = "gemm_nt", self.dot_tile[:2]
+        else:
+            name, (tm, tn) = ("gemm_tn" if trans_a else "gemm_nn"), self.op_tile
+        m_main = m - m % tm
+        col_tiles = -(-n // tn)
+        args = (m, n, k)
+        tail = (a_buf, b_buf, c_buf, acc, sa, sb, sc)
+        event = None
+        if m_main:
+            event = self._knl[name](queue, (col_tiles, m_main // tm, batch), None, *args, 0,
+                                    *tail, wait_for=wait_for)
+        if m > m_main:
+            event = self._knl[name + "_row"](queue, (col_tiles, m - m_main, batch), None, *args,
+                                             m_main, *tail, wait_for=wait_for)
+        return event
+
+    @staticmethod
+    def _use_packed(m, n, k) -> bool:
+        """Packing pays from about 128 rows on (measured on the 2-core CPU with
+        ``benchmarks/gemm.py --paths``; below, the copies cost more than they save)."""
+        return m >= 128 and n >= 64 and k >= 64
+
+    def _run_packed(self, a_buf, b_buf, c_buf, m, n, k, trans_a, trans_b, acc, batch, sa, sb,
+                    sc, wait_for) -> cl.Event:
+        """Copy op(A) and op(B) into zero-padded panels, then one tile per work-item."""
+        tm, vw = self.pack_tile
+        a_tiles, b_tiles = -(-m // tm), -(-n // vw)
+        spa, spb = a_tiles * tm * k, b_tiles * vw * k  # floats per packed matrix
+        pa, pb = self._panel("a", batch * spa), self._panel("b", batch * spb)
+        queue = self.device.queue
+        # op(A)(i, p) = A[i*s_r + p*s_p]; op(B)(p, j) = B[j*s_r + p*s_p]
+        a_str = (1, m) if trans_a else (k, 1)
+        b_str = (k, 1) if trans_b else (1, n)
+        self._pack_a(queue, (k, a_tiles, batch), None, m, k, a_buf, pa, *a_str, sa, spa,
+                     wait_for=wait_for)
+        self._pack_b(queue, (k, b_tiles, batch), None, n, k, b_buf, pb, *b_str, sb, spb,
+                     wait_for=wait_for)
+        return self._packed(queue, (b_tiles, a_tiles, batch), None, m, n, k, pa, pb, c_buf, acc,
+                            spa, spb, sc)
+
+    def _panel(self, which: str, floats: int) -> cl.Buffer:
+        # One scratch per operand, grown on demand. Reuse is safe: the in-order queue runs each
+        # product's reads of it before the next gemm's pack overwrites it.
+        buf = self._panels.get(which)
+        if buf is None or buf.size < 4 * floats:
+            buf = self._panels[which] = self.device.alloc(4 * floats, kind="other",
+                                                          owner=f"gemm.panels_{which}")
+        return buf
+
+
+_cache: weakref.WeakKeyDictionary[Device, Gemm] = weakref.WeakKeyDictionary()
+
+
+def get_gemm(device: Device | None = None) -> Gemm:
+    """The cached :class:`Gemm` of ``device`` (the process's device by default)."""
+    device = device or get_device()
+    gemm = _cache.get(device)
+    if gemm is None:
+        gemm = _cache[device] = Gemm(device)
+    return gemm
