@@ -109,8 +109,9 @@ def test_actor_interrupt_and_resume_is_exact(store, tmp_path):
         run_stage(stage, on_iteration=_interrupt_at(3))
     assert main(base + ["--run", "b", "--resume"] + TINY_AC) == 0
     _assert_same(root / "a", root / "b", "actor")
-    _, arrays = _final_arrays(root / "b", "actor")
+    doc, arrays = _final_arrays(root / "b", "actor")
     assert arrays["actor:meta"]["counters"]  # the VAE head's noise counter is restored
+    assert doc["target_scalers"] == {"critic": stage.critic_scaler.to_dict()}
 
 
 def test_resume_refuses_other_settings(store, tmp_path, capsys):
@@ -124,5 +125,23 @@ def test_resume_refuses_other_settings(store, tmp_path, capsys):
     assert "with batch = 3, not 4; resume with the same settings" in err and "\n" not in err
     assert main(cmd) == 2  # an existing checkpoint is never overwritten silently
     assert "add --resume to continue it, --fresh to start over" in capsys.readouterr().err
+    # the checkpoint carries the target scaler; one that differs from the refit is refused
+    ckpt = root / "c/checkpoints/encoder.json"
+    original = ckpt.read_text()
+    doc = json.loads(original)
+    scaler = doc["target_scalers"]["encoder"]
+    assert scaler == EncoderStage(_settings(store, root, "encoder", model_args={
+        "encoder": {"hidden": 8}}), load_dataset(store, 0.2, 4)).scaler.to_dict()
+    scaler["mean"][0] += 1e-9
+    ckpt.write_text(json.dumps(doc))
+    assert main(cmd + ["--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "field 'target_scalers.encoder' differs from the scaler fitted" in err
+    assert "start over with --fresh" in err and "\n" not in err
+    del doc["target_scalers"]
+    ckpt.write_text(json.dumps(doc))
+    assert main(cmd + ["--resume"]) == 2
+    assert "field 'target_scalers.encoder' is missing or invalid" in capsys.readouterr().err
+    ckpt.write_text(original)
     assert main(cmd + ["--resume", "--iterations", "8"]) == 0  # extending is allowed
     assert len(files.read_log(root / "c/study_encoder.csv")) == 9

@@ -4,14 +4,16 @@ Per step j of a batch of chronological sub-sequences (all models reset at the ba
 
 1. encoder forward on the states (no graph, eval mode: its weights never change);
 2. critic: input = the stored actions and the forecast, target = the immediate reward of each
-   action (``R_i - 0.99 R_{i+1}``: neurofx records the reward of action i at step i), one
-   optimizer step of the critic;
+   action (``R_i - 0.99 R_{i+1}``: neurofx records the reward of action i at step i),
+   standardised per component with the training trajectories' statistics (the raw rewards are
+   ~1e-5..1e-3: their MSE would be ~1e-6), one optimizer step of the critic;
 3. actor forward on the 12-value account vector and the forecast;
 4. behaviour cloning: MSE to the stored action (+ the VAE head's KL) on the rows of
    trajectories whose discounted balance reward at step 0 is positive;
 5. critic-guided improvement: the critic (eval mode, not updated) scores the actor's action,
-   target = score * 1.01 if >= 0 else * 0.99 per component, and the gradient flows back
-   through the critic into the actor.
+   target = raw score * 1.01 if >= 0 else * 0.99 per component, applied to the de-standardised
+   score and standardised again (:func:`~.targets.improvement_targets`), and the gradient flows
+   back through the critic into the actor.
 
 Steps 4 and 5 are summed into one backward and one actor optimizer step (the seed makes two
 updates). The critic's gradient buffer, filled by step 5, is cleared by its next zero_grad.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurofx.collectors.trajectory import N_REWARDS
 from neurofx.errors import NeurofxError
 from neurofx.nn import agents, ops
 from neurofx.nn.model import Model
@@ -33,17 +36,27 @@ from . import files
 from .data import Batch, Dataset, validation_batches
 from .encoder import ENCODER_FILE, gather, load_encoder
 from .loop import Part, Settings, Stage, build_optimizer, masked_mse, with_extras
-from .targets import FORECAST_SIZE, actor_inputs, clones, critic_targets
+from .targets import (
+    FORECAST_SIZE,
+    IMPROVE_DOWN,
+    IMPROVE_UP,
+    TargetScaler,
+    actor_inputs,
+    clones,
+    critic_targets,
+    improvement_targets,
+)
 
 ACTOR_FILE, CRITIC_FILE = "actor.npz", "critic.npz"
-IMPROVE_UP, IMPROVE_DOWN = 1.01, 0.99
+CRITIC_FIX = "retrain the critic with 'neurofx study actor'"
 
 
 class ActorStage(Stage):
     name = "actor"
     train_keys = ("critic", "actor", "q")
     val_keys = ("critic", "actor", "q")
-    plot_groups = {"critic: immediate reward of stored actions": ["train_critic", "val_critic"],
+    plot_groups = {"critic: immediate reward of stored actions, standardised units":
+                   ["train_critic", "val_critic"],
                    "actor: cloning of profitable trajectories": ["train_actor", "val_actor"]}
 
     def __init__(self, settings: Settings, data: Dataset, encoder_path: Path | None = None):
@@ -67,14 +80,17 @@ class ActorStage(Stage):
         self.states = [t.states for t in data.trajs]
         self.accounts = [actor_inputs(t.accounts) for t in data.trajs]
         self.actions = [t.actions for t in data.trajs]
-        self.rewards = [critic_targets(t) for t in data.trajs]
+        self.critic_scaler = TargetScaler.fit_rewards([data.trajs[i] for i in data.train])
+        self.rewards = [self.critic_scaler.transform(critic_targets(t)) for t in data.trajs]
         base = {"model": settings.model, "optimizer": settings.optimizer,
                 "encoder": str(path)}
         clone_val = bool(self.clone[data.val].any()) if data.val else False
         self.parts = {
             "encoder": Part(self.encoder, None, None, None, {}),
             "critic": Part(self.critic, self.opt_critic, CRITIC_FILE, "critic",
-                           {**base, "role": "critic", "overrides": args.get("critic", {})}),
+                           {**base, "role": "critic", "overrides": args.get("critic", {}),
+                            "target_scaler": self.critic_scaler.to_dict()},
+                           self.critic_scaler),
             "actor": Part(self.actor, self.opt_actor, ACTOR_FILE,
                           "actor" if clone_val else None,
                           {**base, "role": "actor", "overrides": args.get("actor", {})}),
@@ -124,7 +140,7 @@ class ActorStage(Stage):
             if mask_clone.any():
                 bc = masked_mse(action, stored, mask_clone)
                 terms.append(with_extras(bc, actor))
-            improve, q_host = improvement_loss(critic, action, f, mask)
+            improve, q_host = improvement_loss(critic, action, f, mask, self.critic_scaler)
             terms.append(improve)
             total = terms[0]
             for t in terms[1:]:
@@ -135,7 +151,8 @@ class ActorStage(Stage):
             if mask_clone.any():
                 sums["actor"] += bc.item()
                 n_clone += 1
-            sums["q"] += float((q_host.sum(axis=1) * mask).sum())
+            q_raw = self.critic_scaler.inverse(q_host)
+            sums["q"] += float((q_raw.sum(axis=1) * mask).sum())
             n_q += float(mask.sum())
         critic.train()
         return {"critic": sums["critic"] / batch.steps,
@@ -143,8 +160,9 @@ class ActorStage(Stage):
                 "q": sums["q"] / n_q}
 
     def validate(self) -> dict[str, float]:
-        """Critic MSE on stored actions (all rows), actor cloning MSE of the mean action on
-        profitable trajectories, and the mean critic score (sum of 3) of the actor's action."""
+        """Critic MSE on stored actions (all rows, standardised units), actor cloning MSE of
+        the mean action on profitable trajectories, and the mean critic score of the actor's
+        action (sum of the 3 de-standardised rewards, raw units)."""
         models = (self.encoder, self.actor, self.critic)
         snaps = [files.snapshot_state(m) for m in models]
         self.actor.eval()
@@ -164,7 +182,8 @@ class ActorStage(Stage):
                         err_c = ((q_stored - gather(self.rewards, batch, j)) ** 2).mean(axis=1)
                         action = self.actor.forward(gather(self.accounts, batch, j), f)
                         err_a = ((action.numpy().astype(np.float64) - stored) ** 2).mean(axis=1)
-                        q = self.critic.forward(action, f).numpy().astype(np.float64).sum(axis=1)
+                        q = self.critic_scaler.inverse(
+                            self.critic.forward(action, f).numpy()).sum(axis=1)
                         mc = mask * clone_rows
                         for key, err, m in (("critic", err_c, mask), ("actor", err_a, mc),
                                             ("q", q, mask)):
@@ -180,30 +199,48 @@ class ActorStage(Stage):
 
 
 def improvement_loss(critic: Model, action: Tensor, forecast: Tensor, mask: np.ndarray,
-                     up: float = IMPROVE_UP,
+                     scaler: TargetScaler, up: float = IMPROVE_UP,
                      down: float = IMPROVE_DOWN) -> tuple[Tensor, np.ndarray]:
-    """Spec 5.3 step 5: the critic (eval mode) scores ``action``; the loss pulls each score
-    towards ``score * up`` if >= 0 else ``score * down``, over the rows with ``mask == 1``.
-    Its gradient reaches the actor through ``action``; the caller steps only the actor's
-    optimizer (the critic's gradient buffer fills too and is cleared by its next zero_grad).
-    Returns the loss and the scores (host copy)."""
+    """Spec 5.3 step 5: the critic (eval mode) scores ``action`` in standardised units; the
+    loss pulls each score towards :func:`~.targets.improvement_targets` (the raw reward x
+    ``up`` if >= 0 else x ``down``, standardised again with ``scaler``), over the rows with
+    ``mask == 1``. Its gradient reaches the actor through ``action``; the caller steps only the
+    actor's optimizer (the critic's gradient buffer fills too and is cleared by its next
+    zero_grad). Returns the loss and the standardised scores (host copy)."""
     critic.eval()
     try:
         q = critic.forward(action, forecast)
     finally:
         critic.train()
     q_host = q.numpy()
-    target = np.where(q_host >= 0, q_host * up, q_host * down)
-    return masked_mse(q, target, mask), q_host
+    return masked_mse(q, improvement_targets(q_host, scaler, up, down), mask), q_host
 
 
-def load_actor_critic(folder) -> tuple[Model, Model]:
-    """The actor and critic a study run wrote into ``folder``."""
-    out = []
-    for fname, role in ((ACTOR_FILE, "actor"), (CRITIC_FILE, "critic")):
-        path = Path(folder) / fname
-        model = Model.load(path, name=role)
-        if model.file_content["meta"].get("role") != role:
-            raise ModelFileError(f"{path}: does not hold an {role} written by 'neurofx study'")
-        out.append(model)
-    return out[0], out[1]
+def load_critic(path) -> tuple[Model, TargetScaler]:
+    """A critic written by the study and the scaler of its targets (its outputs are
+    standardised rewards: :func:`critic_rewards` or ``scaler.inverse`` give raw units)."""
+    model = Model.load(path, name="critic")
+    meta = model.file_content["meta"]
+    if meta.get("role") != "critic":
+        raise ModelFileError(f"{path}: holds a {meta.get('role') or 'non-study'} model, not a "
+                             f"critic; {CRITIC_FIX}")
+    return model, TargetScaler.from_dict(meta.get("target_scaler"), str(path), N_REWARDS,
+                                         CRITIC_FIX)
+
+
+def critic_rewards(critic: Model, scaler: TargetScaler, actions: np.ndarray,
+                   forecasts: np.ndarray) -> np.ndarray:
+    """The critic's predicted immediate rewards in raw units, float64 (N, 3): ``actions`` (N, 6)
+    and the encoder's outputs ``forecasts`` (N, 216, the standardised forecast it reads)."""
+    out = critic.predict(np.asarray(actions, np.float32), np.asarray(forecasts, np.float32))
+    return scaler.inverse(out)
+
+
+def load_actor_critic(folder) -> tuple[Model, Model, TargetScaler]:
+    """The actor and critic a study run wrote into ``folder``, and the critic's scaler."""
+    path = Path(folder) / ACTOR_FILE
+    actor = Model.load(path, name="actor")
+    if actor.file_content["meta"].get("role") != "actor":
+        raise ModelFileError(f"{path}: does not hold an actor written by 'neurofx study'")
+    critic, scaler = load_critic(Path(folder) / CRITIC_FILE)
+    return actor, critic, scaler

@@ -49,7 +49,8 @@ class EncoderStage(Stage):
         meta = {"role": ROLE, "model": settings.model, "overrides": overrides,
                 "optimizer": settings.optimizer, "target_scaler": self.scaler.to_dict(),
                 "n_forecast": N_FORECAST}
-        self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta)}
+        self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta,
+                                 self.scaler)}
         self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
                                               settings.val_batches, settings.seed)
 

@@ -23,8 +23,10 @@ from neurofx.errors import NeurofxError
 from neurofx.nn.serialize import ModelFileError
 from neurofx.reports.io import atomic_path, write_text_atomic
 
+from .targets import TargetScaler
+
 CHECKPOINT_FORMAT = "neurofx-study-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: target scalers recorded (critic targets standardised)
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -121,6 +123,24 @@ def read_checkpoint(out_dir: Path, stage: str) -> dict:
             raise NeurofxError(f"{path}: field '{key}' is missing; start a new run")
     doc["_path"] = str(path)
     return doc
+
+
+def check_scalers(doc: dict, parts: dict, store: str) -> None:
+    """The target scalers recorded in a checkpoint (``target_scalers``: part name -> scaler)
+    must equal those the stage fitted now on the same training trajectories of ``store`` (they
+    do unless the store's files changed content). ``parts``: name -> ``loop.Part``."""
+    saved = doc.get("target_scalers")
+    for name, part in parts.items():
+        if part.scaler is None:
+            continue
+        where = f"target_scalers.{name}"
+        have = TargetScaler.from_dict(saved.get(name) if isinstance(saved, dict) else None,
+                                      doc["_path"], size=part.scaler.size,
+                                      fix="start over with --fresh", field=where)
+        if have != part.scaler:
+            raise NeurofxError(f"{doc['_path']}: field '{where}' differs from the scaler fitted "
+                               f"on the training trajectories of {store} (their content "
+                               f"changed); start over with --fresh")
 
 
 def load_part(out_dir: Path, doc: dict, name: str, model, optimizer) -> None:

@@ -30,6 +30,7 @@ from neurofx.nn.tensor import Tensor
 
 from . import files
 from .data import Batch, Dataset, WindowSampler
+from .targets import TargetScaler
 
 # the seed's Adam settings (spec 5): applied when the chosen optimizer takes the parameter
 SEED_HYPER = {"betas": (0.9, 0.99), "weight_decay": 0.0}
@@ -121,13 +122,16 @@ def with_extras(loss: Tensor, model) -> Tensor:
 class Part:
     """One model of a stage. ``output``: file written in the output folder (None: an input that
     is only checkpointed for its running state); ``monitor``: the validation metric picking the
-    best weights (None: the last weights are kept)."""
+    best weights (None: the last weights are kept); ``scaler``: the standardisation of its
+    targets, fitted on the training trajectories (recorded in checkpoints and checked on
+    resume)."""
 
     model: object
     optimizer: object | None
     output: str | None
     monitor: str | None
     meta: dict
+    scaler: TargetScaler | None = None
 
 
 class Stage:
@@ -246,6 +250,7 @@ def run_stage(stage: Stage, on_iteration=None) -> Summary:
             if json.loads(json.dumps(have)) != json.loads(json.dumps(want)):
                 raise NeurofxError(f"{doc['_path']}: the checkpoint was made with {key} = "
                                    f"{have!r}, not {want!r}; resume with the same settings")
+        files.check_scalers(doc, stage.parts, stage.data.path)
         for name, (model, opt) in ckpt_parts.items():
             files.load_part(out, doc, name, model, opt)
         rng.bit_generator.state = doc["rng"]
@@ -267,7 +272,9 @@ def run_stage(stage: Stage, on_iteration=None) -> Summary:
     def checkpoint(it: int) -> None:
         files.save_checkpoint(out, stage.name, it, ckpt_parts, {
             "rng": rng.bit_generator.state, "log": rows, "best": best, "since_best": since_best,
-            "samples": samples, "wall_s": wall(), "train_s": train_s, "settings": settings_doc})
+            "samples": samples, "wall_s": wall(), "train_s": train_s, "settings": settings_doc,
+            "target_scalers": {n: p.scaler.to_dict() for n, p in stage.parts.items()
+                               if p.scaler is not None}})
         files.write_log(out / f"study_{stage.name}.csv", columns, rows)
 
     def evaluate(it: int, row: dict) -> bool:
