@@ -1,0 +1,173 @@
+"""The seed's TPM encoder, actor and critic: size, memory, speed, and a forecast check.
+
+    .venv/bin/python benchmarks/models.py [--bars 20] [--batch 8] [--seq 100] [--iters 3]
+        [--forecast] [--f-bars 120] [--f-hidden 32] [--f-seq 24] [--f-batch 8] [--f-iters 300]
+
+1. ``model.summary()`` of the encoder, actor and critic at the spec's sizes, with the
+   Adam-mini state of one step.
+2. Optimizer state bytes after one step, Adam vs Adam-mini, per model.
+3. Stateful inference: ms per bar for encoder + actor, batch 1, ``--bars`` bars after warm-up.
+4. Encoder training samples/s on ``--seq``-step sub-sequences, ``--batch`` of them per step:
+   sequence mode, full backprop through time, FreDF loss, one Adam step per batch.
+5. ``--forecast``: train an encoder briefly on the bundled 2023 bars (first 80 % of the
+   year's decision bars; targets = the next 24 bars' features, standardised with the training
+   bars' statistics) and report the held-out MSE (last 20 %, consecutive ``--f-seq``-step
+   windows from a reset state) next to the naive forecast "the next 24 bars equal the last
+   bar" and the training-mean forecast (zeros in standardised units).
+
+Timings on the shared CPU (PoCL) are noisy; the first call of each shape compiles kernels and
+is excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from neurofx.nn import agents, no_grad
+from neurofx.nn.optim import make_optimizer
+from neurofx.nn.tpm_models import LOSSES  # registers the "tpm" builders
+
+N_FORECAST = 24
+
+
+def build_all():
+    return (agents.build("encoder", "tpm"), agents.build("actor", "tpm"),
+            agents.build("critic", "tpm"))
+
+
+def optimizer_memory(rng) -> None:
+    print("\n== optimizer state after one step (bytes) ==")
+    print(f"{'model':8s} {'params':>10s} {'adam':>12s} {'adam-mini':>12s} {'ratio':>7s}")
+    for role in ("encoder", "actor", "critic"):
+        sizes = {}
+        for name in ("adam", "adam-mini"):
+            model = agents.build(role, "tpm", model_name=f"{role}_{name}")
+            opt = make_optimizer(name, model.store, lr=1e-4)
+            model.train_step(*sample_io(role, rng, 1), opt)
+            sizes[name] = opt.state_bytes()
+        print(f"{role:8s} {model.num_parameters:10d} {sizes['adam']:12d} "
+              f"{sizes['adam-mini']:12d} {sizes['adam-mini'] / sizes['adam']:7.4f}")
+
+
+def sample_io(role, rng, batch):
+    fc = rng.normal(size=(batch, 216)).astype(np.float32)
+    if role == "encoder":
+        return rng.normal(size=(batch, 1080)).astype(np.float32), fc
+    if role == "actor":
+        return (rng.normal(size=(batch, 12)).astype(np.float32), fc), \
+            rng.normal(size=(batch, 6)).astype(np.float32)
+    return (rng.normal(size=(batch, 6)).astype(np.float32), fc), \
+        rng.normal(size=(batch, 3)).astype(np.float32)
+
+
+def inference(enc, act, bars, rng) -> None:
+    states = rng.normal(size=(bars + 2, 1, 1080)).astype(np.float32)
+    account = rng.normal(size=(1, 12)).astype(np.float32)
+    enc.reset_state()
+    for s in states[:2]:  # warm-up: kernel builds
+        act.predict(account, enc.predict(s))
+    t0 = time.perf_counter()
+    for s in states[2:]:
+        act.predict(account, enc.predict(s))
+    ms = (time.perf_counter() - t0) / bars * 1e3
+    print(f"\n== stateful inference, batch 1 ==\nencoder + actor: {ms:.1f} ms per bar "
+          f"({bars} bars)")
+
+
+def training_speed(seq, batch, iters, rng) -> None:
+    enc = agents.build("encoder", "tpm", model_name="encoder_train")
+    enc.loss_fn = LOSSES["encoder:tpm"]
+    opt = make_optimizer("adam", enc.store, lr=3e-4)
+    x = rng.normal(size=(seq, batch, 1080)).astype(np.float32)
+    y = rng.normal(size=(seq, batch, 216)).astype(np.float32)
+    enc.train_step(x[:2], y[:2], opt)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        enc.train_step(x, y, opt)
+    dt = (time.perf_counter() - t0) / iters
+    print(f"\n== encoder training: {seq}-step sub-sequences x {batch}, full BPTT, FreDF ==\n"
+          f"{dt:.2f} s per batch, {seq * batch / dt:.1f} samples/s")
+
+
+def forecast_check(bars, hidden, seq, batch, iters, lr, seed) -> dict:
+    """Train an encoder on 2023 and score held-out forecasts (see the module docstring)."""
+    from neurofx.data import compute_features, first_decision_bar, load_bars, state_windows
+
+    data = load_bars()
+    feats = compute_features(data).astype(np.float64)
+    year = np.flatnonzero(data.index.year == 2023)
+    ts = np.arange(max(year[0], first_decision_bar(feats, bars)), year[-1] - N_FORECAST + 2)
+    split = ts[int(0.8 * len(ts))]
+    train = ts[ts + N_FORECAST <= split]  # no training target reaches a held-out bar
+    mean, std = feats[train - 1].mean(axis=0), feats[train - 1].std(axis=0)
+    rows_ahead = ts[:, None] + N_FORECAST - 1 - np.arange(N_FORECAST)  # newest first
+    y_all = ((feats[rows_ahead] - mean) / std).reshape(len(ts), -1).astype(np.float32)
+    x_all = state_windows(feats, ts, bars).astype(np.float32)
+    model = agents.build("encoder", "tpm", bars=bars, hidden=hidden, seed=seed,
+                         model_name="encoder_fc")
+    model.loss_fn = LOSSES["encoder:tpm"]
+    opt = make_optimizer("adam", model.store, lr=lr)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        rows = rng.integers(0, len(train) - seq, batch)[None, :] + np.arange(seq)[:, None]
+        model.train_step(x_all[rows], y_all[rows], opt)
+    train_s = time.perf_counter() - t0
+    first = int(np.searchsorted(ts, split))
+    windows = (len(ts) - first) // seq
+    rows = first + np.arange(windows)[None, :] * seq + np.arange(seq)[:, None]
+    model.reset_state()
+    with no_grad():
+        pred = model.predict(x_all[rows]).astype(np.float64)
+    y = y_all[rows].astype(np.float64)
+    last = (feats[ts[rows] - 1] - mean) / std
+    naive = np.tile(last, (1, 1, N_FORECAST))
+    return {"model": float(((pred - y) ** 2).mean()), "naive": float(((naive - y) ** 2).mean()),
+            "mean": float((y ** 2).mean()), "held_out": int(y.shape[0] * y.shape[1]),
+            "train_s": train_s,
+            "per_feature": ((pred - y) ** 2).reshape(-1, N_FORECAST, 9).mean(axis=(0, 1))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bars", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=100)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--forecast", action="store_true")
+    ap.add_argument("--f-bars", type=int, default=120)
+    ap.add_argument("--f-hidden", type=int, default=32)
+    ap.add_argument("--f-seq", type=int, default=24)
+    ap.add_argument("--f-batch", type=int, default=8)
+    ap.add_argument("--f-iters", type=int, default=300)
+    ap.add_argument("--f-lr", type=float, default=1e-3)
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    if not args.skip_speed:
+        enc, act, crit = build_all()
+        for model, shapes in ((enc, [(1080,)]), (act, [(12,), (216,)]), (crit, [(6,), (216,)])):
+            opt = make_optimizer("adam-mini", model.store, lr=1e-6)
+            model.train_step(*sample_io(model.name, rng, 1), opt)
+            model.reset_state()
+            print(f"\n== {model.name} (Adam-mini state after one step) ==")
+            print(model.summary(batch=1, optimizer=opt, input_shapes=shapes))
+        optimizer_memory(rng)
+        inference(enc, act, args.bars, rng)
+        training_speed(args.seq, args.batch, args.iters, rng)
+    if args.forecast:
+        r = forecast_check(args.f_bars, args.f_hidden, args.f_seq, args.f_batch, args.f_iters,
+                           args.f_lr, 0)
+        print(f"\n== forecast, 2023 held-out (last 20 %), {r['held_out']} states, standardised "
+              f"units ==\nencoder bars={args.f_bars} hidden={args.f_hidden}, {args.f_iters} "
+              f"batches of {args.f_batch} x {args.f_seq} steps ({r['train_s']:.0f} s)\n"
+              f"MSE model {r['model']:.4f} | naive (last bar) {r['naive']:.4f} | "
+              f"training mean {r['mean']:.4f}\nper feature (model): "
+              + " ".join(f"{v:.3f}" for v in r["per_feature"]))
+
+
+if __name__ == "__main__":
+    main()
