@@ -4,7 +4,7 @@ Three importers return the same normalised :class:`HistDeal` list (one closed po
 
 * :func:`import_signals_csv` - MQL5 Signals "deal history" CSV (``;``, 11 fields, as the seed),
 * :func:`import_mt5_deals` - the MT5 terminal's account-history deals export (in/out deals),
-* :func:`import_neurofx_deals` - our own ``deals.csv`` (:data:`neurofx.deals.DEAL_COLUMNS`).
+* :func:`import_neurofx_deals` - our own ``deals.csv`` (read by :mod:`neurofx.deals`).
 
 Times are Unix seconds of the naive timestamps read as UTC, i.e. the broker clock of the feed.
 :func:`realorl_actions` reconstructs the seed's action vector at every bar open.
@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neurofx.deals import DEAL_COLUMNS
+from neurofx.deals import iter_deals_csv
 from neurofx.errors import NeurofxError
 
 _TIME_FORMATS = ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
@@ -105,10 +105,8 @@ class _Row:
         except ValueError:
             self.fail(field, f"{raw!r} is not an integer")
 
-    def time(self, i: int, field: str, unix_ok: bool = False) -> int:
+    def time(self, i: int, field: str) -> int:
         raw = self.text(i, field)
-        if unix_ok and raw.lstrip("-").isdigit():
-            return int(raw)
         for fmt in _TIME_FORMATS:
             try:
                 return calendar.timegm(datetime.strptime(raw, fmt).timetuple())
@@ -275,46 +273,36 @@ def import_mt5_deals(path, symbol: str = "EURUSD") -> DealImport:
 
 
 def import_neurofx_deals(path, symbol: str = "EURUSD") -> DealImport:
-    """Read a neurofx ``deals.csv`` (columns :data:`neurofx.deals.DEAL_COLUMNS`).
+    """Read a neurofx ``deals.csv`` (:func:`neurofx.deals.read_deals_csv` checks the lines).
 
     Every ``out`` deal becomes one position: opened at its ``entry_time``/``entry_price`` in
-    the direction of the ``in`` deal with the same ``position_id``. Times may be Unix seconds
-    or dates.
+    the direction of the ``in`` deal with the same ``position_id``.
     """
     opened: dict[int, str] = {}
     closed: set[int] = set()
     deals: list[HistDeal] = []
     skipped = 0
     unmatched = 0
-    for row, col in _csv_rows(path, DEAL_COLUMNS, "neurofx deals.csv"):
-        sym = row.text(col["symbol"], "symbol")
-        side = row.side(col["side"], "side")
-        entry = row.text(col["entry"], "entry").lower()
-        if entry not in ("in", "out"):
-            row.fail("entry", f"{entry!r} is not in or out")
-        pid = row.integer(col["position_id"], "position_id")
-        time = row.time(col["time"], "time", unix_ok=True)
-        volume = row.positive(col["volume"], "volume")
-        price = row.positive(col["price"], "price")
-        profit = row.number(col["profit"], "profit")
-        if not _matches(sym, symbol):
+    for line, d in iter_deals_csv(path):
+        if not _matches(d.symbol, symbol):
             skipped += 1
             continue
-        if entry == "in":
-            if pid in opened and opened[pid] != side:
-                row.fail("side", f"'{side}' adds to position {pid} opened as '{opened[pid]}'")
-            opened[pid] = side
+        pid = d.position_id
+        if d.entry == "in":
+            if pid in opened and opened[pid] != d.side:
+                raise NeurofxError(f"{path}, line {line}, field 'side': '{d.side}' adds to "
+                                   f"position {pid} opened as '{opened[pid]}'")
+            opened[pid] = d.side
             continue
         if pid not in opened:
             unmatched += 1
             continue
-        if side == opened[pid]:
-            row.fail("side", f"out deal '{side}' cannot close position {pid} opened '{side}'")
-        entry_time = row.time(col["entry_time"], "entry_time", unix_ok=True)
-        entry_price = row.positive(col["entry_price"], "entry_price")
+        if d.side == opened[pid]:
+            raise NeurofxError(f"{path}, line {line}, field 'side': out deal '{d.side}' cannot "
+                               f"close position {pid} opened '{d.side}'")
         closed.add(pid)
-        deals.append(HistDeal(entry_time, opened[pid], volume, sym, entry_price, time, price,
-                              profit))
+        deals.append(HistDeal(d.entry_time, opened[pid], d.volume, d.symbol, d.entry_price,
+                              d.time, d.price, d.profit))
     unmatched += len(set(opened) - closed)
     return DealImport(deals, skipped, unmatched)
 

@@ -6,9 +6,10 @@ Layout (format ``neurofx-trajectories`` version 1, described in docs/trajectorie
       manifest.json        the commit point: format, version, capacity, next_id, entries
       traj_000001.npz      one file per trajectory (deflated .npy members, no pickle)
 
-A write puts the ``.npz`` under a temporary name, renames it, then rewrites the manifest the
-same way. Whatever moment the writer dies at, the manifest names only complete files; files
-it does not name are ignored on load and deleted by the next write.
+A write puts the ``.npz`` under a temporary name, fsyncs and renames it, then rewrites the
+manifest the same way (:mod:`neurofx.atomic`) and fsyncs the folder. Whatever moment the
+writer dies at, the manifest names only complete files; files it does not name (and temporary
+files) are ignored on load and deleted by the next write.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurofx.atomic import fsync_dir, is_temp_name, write_bytes_atomic, write_json_atomic
 from neurofx.errors import NeurofxError
 
 from .trajectory import ARRAY_SPECS, Trajectory, check_arrays
@@ -34,7 +35,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DEFAULT_CAPACITY = 500  # seed MaxReplayBuffer
 DEFAULT_MIN_PROFIT = 10.0  # seed Research MinProfit (ResearchRealORL uses -10000)
-_TMP_PREFIX = ".tmp-"
 _FILE_RE = re.compile(r"traj_\d{6,}\.npz")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same adds -> same bytes
 _ENTRY_FIELDS = {
@@ -52,32 +52,6 @@ class AddResult:
     reason: str
     file: str | None = None
     replaced: str | None = None
-
-
-def _dump_json(obj) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(_TMP_PREFIX + path.name)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -154,7 +128,7 @@ class TrajectoryStore:
 
     @staticmethod
     def _is_ours(name: str) -> bool:
-        return name.startswith(_TMP_PREFIX) or bool(_FILE_RE.fullmatch(name))
+        return is_temp_name(name) or bool(_FILE_RE.fullmatch(name))
 
     @staticmethod
     def _read_manifest(mpath: Path) -> dict:
@@ -309,9 +283,9 @@ class TrajectoryStore:
             "trajectories": entries,
             "version": FORMAT_VERSION,
         }
-        _write_atomic(self.path / name, data)
-        _write_atomic(self.path / MANIFEST, _dump_json(manifest))  # commit point
-        _fsync_dir(self.path)
+        write_bytes_atomic(self.path / name, data)
+        write_json_atomic(self.path / MANIFEST, manifest, indent=1)  # commit point
+        fsync_dir(self.path)
         self.entries, self._next_id = entries, self._next_id + 1
         if replaced is not None:
             (self.path / replaced).unlink(missing_ok=True)

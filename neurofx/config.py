@@ -10,14 +10,14 @@ traced to the settings that made it.
 from __future__ import annotations
 
 import copy
-import json
+import math
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from neurofx.atomic import write_json_atomic  # study code imports it from here too
 from neurofx.errors import NeurofxError
 
 DEFAULTS: dict[str, dict] = {
@@ -163,6 +163,8 @@ def _checked(section: str, key: str, value, origin: str):
     if type(value) not in types:
         what = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in sorted(types, key=str))
         raise _bad(origin, section, key, value, what)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(origin, section, key, value, "a finite number")
     check, what = _RULES.get((section, key), (None, ""))
     if check is not None and not check(value):
         raise _bad(origin, section, key, value, what)
@@ -198,19 +200,6 @@ def run_dir(cfg: dict, name: str) -> Path:
     path = Path(cfg["runs"]["root"]) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def snapshot(cfg: dict, folder: Path, command: str) -> Path:

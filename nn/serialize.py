@@ -4,13 +4,12 @@ as JSON, the weights, and optionally optimizer state and metadata. Written atomi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from neurofx.atomic import atomic_path
 from neurofx.errors import NeurofxError
 
 FORMAT = "neurofx-model"
@@ -52,18 +51,9 @@ def save_model(model, path, optimizer=None, extra: dict | None = None) -> None:
 
 
 def write_npz_atomic(path: Path, arrays: dict) -> None:
-    """np.savez to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """np.savez to ``path`` atomically (:func:`neurofx.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def read_model_file(path, expect: dict | None = None) -> dict:

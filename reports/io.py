@@ -1,5 +1,7 @@
 """Run files: metrics.json, trades.csv, deals.csv and series.npz, written atomically.
 
+deals.csv is the format of :mod:`neurofx.deals` (its ``write_deals_csv``/``read_deals_csv``).
+
 metrics.json is versioned (``format``/``version``); unknown versions are rejected. Non-finite
 floats are stored JSON-safely: ``nan`` -> ``null``, ``inf`` -> ``"inf"``, ``-inf`` -> ``"-inf"``,
 and read back to the same floats. series.npz holds the per-bar arrays (no pickles).
@@ -10,20 +12,21 @@ Europe/Athens``); files written before it was recorded read back as :data:`DEFAU
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from neurofx.deals import DEAL_COLUMNS, Deal
+# atomic_path, write_text_atomic and the deals.csv pair are imported from here as well
+from neurofx.atomic import atomic_path, write_json_atomic, write_text_atomic
+from neurofx.deals import Deal, read_deals_csv
+from neurofx.deals import write_deals_csv as write_deals_csv
 from neurofx.errors import NeurofxError
 from neurofx.reports.metrics import INT_METRICS, METRIC_FIELDS, BarSeries, Metrics
 from neurofx.reports.trades import EXCURSION_COLUMNS, TRADE_COLUMNS, TradeTable
@@ -38,28 +41,6 @@ METRICS_VERSION = 1
 SERIES_VERSION = 1
 # bar times are the bar file's naive timestamps: broker time unless data.tz converted them
 DEFAULT_CLOCK = "broker time"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (same suffix); rename it over ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh unique name (not mkstemp, whose 0600 mode would survive the rename)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(6)}{path.suffix}")
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
 
 
 def json_safe(value, where: str = "value"):
@@ -113,7 +94,7 @@ def write_metrics(path: str | os.PathLike, metrics: Metrics, title: str,
         "metrics": json_safe(metrics.as_dict(), "metrics"),
         "extra": json_safe(dict(extra or {}), "extra"),
     }
-    return write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return write_json_atomic(path, doc, sort_keys=False)  # keys in the order above
 
 
 def read_metrics(path: str | os.PathLike) -> MetricsFile:
@@ -223,29 +204,6 @@ def read_trades_csv(path: str | os.PathLike) -> TradeTable:
         else:
             kw[name] = np.array(vals, dtype=np.int64 if name in _TRADE_INTS else np.float64)
     return TradeTable(**kw)
-
-
-def write_deals_csv(path: str | os.PathLike, deals: Iterable[Deal]) -> Path:
-    rows = ([getattr(d, c) for c in DEAL_COLUMNS] for d in sorted(deals, key=lambda d: d.ticket))
-    return _write_csv(path, DEAL_COLUMNS, rows)
-
-
-_DEAL_TYPES = {f.name: {"int": int, "float": float, "str": str}[str(f.type)] for f in fields(Deal)}
-
-
-def read_deals_csv(path: str | os.PathLike) -> list[Deal]:
-    path = Path(path)
-    header, rows = _read_csv(path)
-    if tuple(header) != DEAL_COLUMNS:
-        raise NeurofxError(f"{path}:1: header is {','.join(header)}; expected "
-                           f"{','.join(DEAL_COLUMNS)}")
-    deals = []
-    for ln, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise NeurofxError(f"{path}:{ln}: {len(row)} fields, expected {len(header)}")
-        deals.append(Deal(**{n: _parse(path, ln, n, t, _DEAL_TYPES[n])
-                             for n, t in zip(header, row, strict=True)}))
-    return deals
 
 
 _SERIES_KEYS = ("time_s", "balance_usd", "equity_usd", "margin_level_pct")

@@ -25,7 +25,7 @@ from neurofx.collectors.realorl import (
 )
 from neurofx.collectors.store import AddResult, TrajectoryStore
 from neurofx.collectors.trajectory import Trajectory
-from neurofx.deals import DEAL_COLUMNS, Deal
+from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 
 from .agent import run_agent_pass, window_bounds
@@ -73,25 +73,12 @@ def import_deal_file(path, symbol: str = "EURUSD") -> tuple[str, DealImport]:
     return fmt, imp
 
 
-def write_deals_csv(deals: list[Deal], path) -> None:
-    """Write deals in the neurofx ``deals.csv`` format (importable for Real-ORL), atomically."""
-    lines = [",".join(DEAL_COLUMNS)]
-    for d in deals:
-        lines.append(",".join((
-            str(d.ticket), str(d.time), d.symbol, d.side, d.entry, f"{d.volume:.2f}",
-            f"{d.price:.5f}", f"{d.commission:.2f}", f"{d.swap:.2f}", f"{d.profit:.2f}",
-            str(d.position_id), d.reason, str(d.entry_time), f"{d.entry_price:.5f}")))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-
-
 def example_deals(bars, start=DEFAULT_START, end=DEFAULT_END) -> list[Deal]:
     """Deals of the bundled demo (``ma_cross_backtest`` with its defaults) over 2023.
 
-    ``neurofx/data/example_deals_ma_cross.csv`` is ``write_deals_csv(example_deals(bars))`` on
-    the bundled bars: a RULE-BASED moving-average crossover, not a real trading signal.
+    ``neurofx/data/example_deals_ma_cross.csv`` is ``neurofx.deals.write_deals_csv(path,
+    example_deals(bars))`` on the bundled bars (under two ``#`` comment lines): a RULE-BASED
+    moving-average crossover, not a real trading signal.
     """
     from .ma_cross import ma_cross_backtest
 

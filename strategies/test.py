@@ -8,7 +8,7 @@ deterministic by default (the VAE head's mean action); ``passes=N`` runs N stoch
 through the same path. See docs/testing-and-reports.md.
 
 Files of ``runs/<name>/test/`` (``write_test_run``): report.html, metrics.json, trades.csv,
-deals.csv (the format ``collectors.realorl.import_neurofx_deals`` reads), series.npz, the
+deals.csv (``neurofx.deals.write_deals_csv``; Real-ORL research imports it), series.npz, the
 chart PNGs, and with passes ``passes.csv`` plus ``passes/pass-NN/`` (one report per pass) and
 ``passes/comparison.html``.
 
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurofx.deals import Deal
+from neurofx.atomic import write_text_atomic
+from neurofx.deals import Deal, write_deals_csv
 from neurofx.errors import NeurofxError
 from neurofx.reports.html import write_comparison, write_report
 from neurofx.reports.io import (
@@ -42,10 +43,8 @@ from neurofx.reports.io import (
     SERIES_NPZ,
     TRADES_CSV,
     load_run,
-    write_deals_csv,
     write_metrics,
     write_series,
-    write_text_atomic,
     write_trades_csv,
 )
 from neurofx.reports.metrics import BarSeries, Metrics, compute_metrics

@@ -79,6 +79,13 @@ def test_bad_values_are_one_line_errors(tmp_path):
     assert err(flags=("research", {"jobs": ("--jobs", -1)})) == (
         "--jobs -1: must be >= 0 (0 = the CPU count)")
     assert err(flags=("test", {"start": ("--start", 5)})) == "--start 5: must be a string"
+    # config.json snapshots are strict JSON: a non-finite number is refused where it comes in
+    assert err("[broker]\nleverage = inf\n") == (
+        f"{bad}: broker.leverage must be a finite number, got inf")
+    assert err(sets=["research.min_profit=-inf"]) == (
+        "--set research.min_profit=-inf: research.min_profit must be a finite number, got -inf")
+    assert err(flags=("test", {"ma_lots": ("--ma-lots", float("nan"))})) == (
+        "--ma-lots nan: must be a finite number")
 
 
 def test_test_command_precedence_and_snapshot(capsys, tmp_path, small_bars):

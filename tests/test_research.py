@@ -17,11 +17,12 @@ import pytest
 from neurofx.cli import main as cli_main
 from neurofx.collectors.store import TrajectoryStore
 from neurofx.data import compute_features, load_bars
+from neurofx.deals import read_deals_csv, write_deals_csv
 from neurofx.strategies.agent import run_agent_pass
 from neurofx.strategies.broker import BrokerConfig
 from neurofx.strategies.feeds import BarArrays
 from neurofx.strategies.policies import ScriptedPolicy, realorl_policy
-from neurofx.strategies.research import example_deals, import_deal_file, write_deals_csv
+from neurofx.strategies.research import example_deals, import_deal_file
 
 PT = 0.00001
 SPREAD = 5 * PT  # min_spread_points; the bars of the window have a spread column of 0
@@ -275,11 +276,14 @@ def test_example_deal_file_is_the_ma_cross_demo_and_imports():
 
 def test_example_deal_file_regenerates_byte_identical(tmp_path):
     path = importlib.resources.files("neurofx.data").joinpath("example_deals_ma_cross.csv")
-    write_deals_csv(example_deals(load_bars()), tmp_path / "x.csv")
+    deals = example_deals(load_bars())
+    write_deals_csv(tmp_path / "x.csv", deals)
     shipped = Path(str(path)).read_text().splitlines(keepends=True)
     assert shipped[0].startswith("# EXAMPLE deal history made by neurofx's rule-based")
+    assert shipped[1].startswith("# over EURUSD H1 2023 - NOT a real trading signal.")
     body = "".join(ln for ln in shipped if not ln.startswith("#"))
     assert (tmp_path / "x.csv").read_text() == body
+    assert read_deals_csv(Path(str(path))) == deals  # the comment lines are skipped
 
 
 # ---- the command ----------------------------------------------------------------------------

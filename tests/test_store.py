@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-import neurofx.collectors.store as store_mod
+import neurofx.atomic as atomic_mod
 from neurofx.collectors.store import TrajectoryStore, npz_bytes
 from neurofx.collectors.trajectory import Trajectory, import_mt5_bd
 from neurofx.errors import NeurofxError
@@ -156,12 +156,14 @@ def test_crash_between_renames(tmp_path, monkeypatch):
             raise Crash
         real_replace(src, dst)
 
-    monkeypatch.setattr(store_mod.os, "replace", replace_then_crash)
+    monkeypatch.setattr(atomic_mod.os, "replace", replace_then_crash)
     with pytest.raises(Crash):
         s.add(make(2, final_equity=3.0))  # would replace traj_000001
-    monkeypatch.setattr(store_mod.os, "replace", real_replace)
-    assert str(calls[0]).endswith("traj_000003.npz")
-    assert (path / "traj_000003.npz").exists() and (path / ".tmp-manifest.json").exists()
+    monkeypatch.setattr(atomic_mod.os, "replace", real_replace)
+    assert str(calls[0]).endswith("traj_000003.npz") and str(calls[1]).endswith("manifest.json")
+    assert (path / "traj_000003.npz").exists()
+    assert not [p.name for p in path.iterdir() if p.name.startswith(".")]  # temp removed
+    (path / ".tmp-4242-00ff00ff-manifest.json").write_bytes(b"{")  # as a SIGKILL leaves it
     s2 = TrajectoryStore.open(path)  # orphan npz and temp manifest are ignored
     assert [e["seed"] for e in s2.entries] == [0, 1]
     s2.verify()

@@ -1,0 +1,88 @@
+"""Atomic file writes: the one way neurofx puts a file on disk.
+
+A file is written under a temporary name in its own folder, flushed to disk (``fsync``) and
+renamed over the target with ``os.replace``; a reader sees the old file or the whole new one,
+never a half-written one. Temporary names start with :data:`TEMP_PREFIX` (see
+:func:`is_temp_name`), so a folder's owner can recognise and delete what a killed writer left.
+The temporary file is made by the writer with a plain ``open``, so it gets the mode of any new
+file (umask), not ``mkstemp``'s 0600, and keeps it through the rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a file name :func:`atomic_path` makes (a leftover if no writer is running)."""
+    return name.startswith(TEMP_PREFIX)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` for the caller to write; commit it on success.
+
+    The name is unique per process and call (``.tmp-<pid>-<random>-<name>``, so it keeps the
+    suffix of ``path``). After the ``with`` body the file is fsynced and renamed over ``path``;
+    if the body or the commit raises, the temporary file is removed. Parent folders are made.
+    The body must create the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data reaches the disk before the rename can
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically (no newline translation)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj, *, indent: int = 2,
+                      sort_keys: bool = True, allow_nan: bool = False) -> Path:
+    """Write ``obj`` as JSON plus a final newline, atomically.
+
+    Non-finite floats raise ``ValueError`` unless ``allow_nan`` (they are not JSON); make the
+    values JSON-safe first (``neurofx.reports.io.json_safe``) where they may occur.
+    """
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan)
+    return write_text_atomic(path, text + "\n")
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (the renames into it) to disk; a no-op where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
