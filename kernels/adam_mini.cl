@@ -20,6 +20,11 @@
 #define WG 64
 #endif
 #define TABLE_COLS 8
+/* vload8/vstore8 are out-of-line calls in pip PoCL 3.0; a block base here is a multiple of 8
+   floats (tensor offsets are 32-float aligned and B % 8 == 0), so plain float8 accesses are
+   aligned */
+#define LOAD8(p) (*(__global const float8 *)(p))
+#define STORE8(v, p) (*(__global float8 *)(p) = (v))
 
 inline __global const int *find_row(__global const int *table, const int n_rows, const int grp) {
     int lo = 0, hi = n_rows - 1;  /* last row with group_start <= grp */
@@ -46,7 +51,7 @@ void adam_mini_small(__global float *w, __global const float *g, __global float 
     if ((bsize & 7) == 0) {  /* float8 chunks: independent lanes, no serial add chain */
         float8 s8 = (float8)(0.0f);
         for (int k = 0; k < bsize; k += 8) {
-            const float8 x = vload8(0, g + base + k);
+            const float8 x = LOAD8(g + base + k);
             s8 += x * x;
         }
         const float4 s4 = s8.lo + s8.hi;
@@ -63,12 +68,12 @@ void adam_mini_small(__global float *w, __global const float *g, __global float 
     if ((bsize & 7) == 0) {
         for (int k = 0; k < bsize; k += 8) {
             const int i = base + k;
-            const float8 m0 = vload8(0, exp_avg + i);
-            const float8 m = m0 + one_minus_beta1 * (vload8(0, g + i) - m0);
-            vstore8(m, 0, exp_avg + i);
-            float8 wi = vload8(0, w + i);
+            const float8 m0 = LOAD8(exp_avg + i);
+            const float8 m = m0 + one_minus_beta1 * (LOAD8(g + i) - m0);
+            STORE8(m, exp_avg + i);
+            float8 wi = LOAD8(w + i);
             wi -= lr_wd * wi;
-            vstore8(wi - step_size * (h != 0.0f ? m / h : (float8)(0.0f)), 0, w + i);
+            STORE8(wi - step_size * (h != 0.0f ? m / h : (float8)(0.0f)), w + i);
         }
     } else {
         for (int k = 0; k < bsize; ++k) {
