@@ -22,13 +22,13 @@ the input with persistence, too.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
+import math
 from pathlib import Path
 
 import numpy as np
 
-from neurofx.config import write_json_atomic
+from neurofx.atomic import write_json_atomic, write_text_atomic
 from neurofx.data import compute_features, first_valid_row, state_windows
 from neurofx.errors import NeurofxError
 
@@ -44,16 +44,23 @@ def fifo_targets(norm: np.ndarray, n_vars: int, bars_out: int) -> np.ndarray:
 
 
 def _write_csv_atomic(path: Path, header: list[str], rows: list[list]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def json_safe(value):
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively (strict
+    JSON has no NaN; :func:`write_json_atomic` refuses it)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _check(name: str, value, low) -> None:
@@ -72,8 +79,9 @@ def run_autoencoder_study(bars, out_dir, iterations: int = 200, seed: int = 0, *
     report the held-out reconstruction error by lag. Writes into ``out_dir``:
     ``autoencoder.npz`` (the model), ``autoencoder_lags.csv`` (lag, mse, mean-square and
     persistence references, ratio), ``autoencoder_loss.csv`` and ``autoencoder_study.json``
-    (the returned summary without the arrays). ``progress(iteration, loss)`` is called after
-    every batch when given. Returns the summary dict."""
+    (the returned summary; non-finite values are None), each atomically.
+    ``progress(iteration, loss)`` is called after every batch when given.
+    Returns the summary dict."""
     from neurofx.nn import ops
     from neurofx.nn.autoencoder import RecurrentAutoencoder
     from neurofx.nn.model import Model
@@ -161,8 +169,9 @@ def run_autoencoder_study(bars, out_dir, iterations: int = 200, seed: int = 0, *
         "persistence_by_lag": [float(v) for v in persist],
         "final_train_loss": float(np.mean(losses[-10:])),
     }
+    summary = json_safe(summary)  # e.g. a diverged loss: NaN -> null
     write_json_atomic(out_dir / "autoencoder_study.json", summary)
     return summary
 
 
-__all__ = ["fifo_targets", "run_autoencoder_study"]
+__all__ = ["fifo_targets", "json_safe", "run_autoencoder_study"]

@@ -48,8 +48,8 @@ DEFAULTS: dict[str, dict] = {
         "store": "",             # trajectory store; empty: <runs.root>/trajectories
         "capacity": 500,         # trajectories a NEW store holds
         "deals": [],             # real-orl deal files; empty: the bundled example
-        "encoder": "baseline",   # neural: model file or registered architecture
-        "actor": "baseline",
+        "encoder": "tpm",        # neural: model file or registered architecture (tpm, baseline)
+        "actor": "tpm",
         "explore": True,         # neural: sample the VAE head (false: its mean, --no-explore)
     },
     "test": {                    # neurofx test (flags of the same names override)

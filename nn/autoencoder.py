@@ -34,6 +34,8 @@ class RecurrentAutoencoder(Module):
        sequence mode backpropagates through the whole sub-sequence.
     """
 
+    sequence_input = True  # Model.supports_sequences: (T, B, N) with full BPTT
+
     def __init__(self, n_vars: int = 9, bars_in: int = 10, bars_out: int = 40,
                  lstm: list[int] | tuple = (500, 250, 50), latent: int = 25,
                  decoder: list[int] | tuple = (40, 80, 160), out_activation: str = "none",

@@ -70,6 +70,13 @@ class Model:
     def describe(self) -> dict:
         return self.net.describe()
 
+    @property
+    def supports_sequences(self) -> bool:
+        """True when the top module takes a (T, B, N) sequence of B sub-sequences in one
+        forward (state reset at t = 0, full backprop through time): its class sets
+        ``sequence_input = True`` (the TPM encoder). Others take (B, N) per call."""
+        return bool(getattr(self.net, "sequence_input", False))
+
     # ---- forward ---------------------------------------------------------------------------
     def _as_tensor(self, x) -> Tensor:
         return x if isinstance(x, Tensor) else Tensor.from_numpy(x, device=self.device)

@@ -55,6 +55,8 @@ class TPMEncoder(Module):
        seed. The two modes agree exactly without RevIN.
     """
 
+    sequence_input = True  # Model.supports_sequences: forward takes (T, B, N) with full BPTT
+
     def __init__(self, bars: int = HISTORY_BARS, n_vars: int = BAR_DESCR, hidden: int = 256,
                  horizon: int = N_FORECAST, levels: list[int] | tuple = (6, 5, 4, 1),
                  min_step: float = 0.2, norm_window: int = 10000, norm_eps: float = NORM_EPS,

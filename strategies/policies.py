@@ -143,7 +143,7 @@ class NeuralPolicy:
 
     name = "neural"
 
-    def __init__(self, encoder="baseline", actor="baseline", stochastic: bool = True):
+    def __init__(self, encoder="tpm", actor="tpm", stochastic: bool = True):
         self.encoder = _load_or_build("encoder", encoder)
         self.actor = _load_or_build("actor", actor)
         self.stochastic = bool(stochastic)

@@ -253,8 +253,8 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     build_store(root / "store", n=6, steps=160)
     build_actor_store(root / "store_actor")
-    common = dict(run="r", runs_root=str(root / "runs"), batch=16, seq_len=10, lr=1e-2,
-                  val_every=10, progress=False)
+    common = dict(run="r", runs_root=str(root / "runs"), model="baseline", batch=16, seq_len=10,
+                  lr=1e-2, val_every=10, progress=False)
     enc = Settings(stage="encoder", store=str(root / "store"), iterations=30,
                    model_args=TINY, **common)
     data = load_dataset(enc.store, enc.val_share, enc.seed)

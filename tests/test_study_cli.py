@@ -15,7 +15,8 @@ from neurofx.nn import agents
 from neurofx.nn.optim import make_optimizer
 from neurofx.study import files
 
-FAST = ["--iterations", "2", "--batch", "2", "--seq-len", "4", "--no-progress"]
+FAST = ["--iterations", "2", "--batch", "2", "--seq-len", "4", "--no-progress", "--model",
+        "baseline"]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_compare_optimizers(stores, tmp_path, capsys):
     assert _study(tmp_path, "encoder", "--store", str(stores / "good"), "--run", "cmp",
                   "--compare-optimizers", "adam,adam-mini", "--model-arg", "encoder.hidden=8",
                   "--iterations", "3", "--batch", "2", "--seq-len", "4", "--val-every", "1",
-                  "--no-progress") == 0
+                  "--no-progress", "--model", "baseline") == 0
     out = capsys.readouterr().out
     assert "| adam-mini |" in out
     folder = tmp_path / "runs/cmp/compare_encoder"

@@ -17,8 +17,8 @@ from neurofx.study.loop import Settings, TrainingInterrupted, run_stage
 
 ARGS = ["--iterations", "6", "--batch", "3", "--seq-len", "6", "--val-every", "2",
         "--checkpoint-every", "2", "--lr", "1e-2", "--no-progress", "--seed", "4"]
-TINY = ["--model-arg", "encoder.hidden=8"]
-TINY_AC = ["--model-arg", "actor.hidden=8", "--model-arg", "critic.hidden=8"]
+TINY = ["--model", "baseline", "--model-arg", "encoder.hidden=8"]
+TINY_AC = ["--model", "baseline", "--model-arg", "actor.hidden=8", "--model-arg", "critic.hidden=8"]
 
 
 def _final_arrays(run_dir, stage):
@@ -52,7 +52,7 @@ def _interrupt_at(k):
 def _settings(store, root, stage, **kw):
     return Settings(stage=stage, store=str(store), run="b", runs_root=str(root), iterations=6,
                     batch=3, seq_len=6, val_every=2, checkpoint_every=2, lr=1e-2, seed=4,
-                    progress=False, **kw)
+                    progress=False, model="baseline", **kw)
 
 
 def _assert_same(run_a, run_b, stage):

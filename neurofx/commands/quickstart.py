@@ -1,8 +1,12 @@
 """`neurofx quickstart`: the whole pipeline on the bundled data with small settings.
 
-research (random policy, a few passes of 2023) -> study encoder -> study actor -> test
-(January 2024) -> report. Each step is an ordinary neurofx command, printed before it runs,
-so the user can re-run or tune any step by hand (see the README's walkthrough).
+research (random policy, a few passes of 2023) -> study encoder -> study actor ->
+test (January 2024, 4 stochastic passes) -> report. Each step is an ordinary neurofx command,
+printed before it runs, so the user can re-run or tune any step by hand (see the README).
+
+The agent is the seed's TPM models (``--model tpm``, the default) at REDUCED sizes
+(:data:`REDUCED`) and fewer iterations, so the whole chain fits in 10 minutes on a 2-core CPU;
+``--model baseline`` runs the small MLPs instead.
 """
 
 from __future__ import annotations
@@ -10,14 +14,23 @@ from __future__ import annotations
 import shlex
 import time
 
-# (passes, encoder iterations, actor iterations): a few minutes on a 2-core laptop CPU
-SIZES = {"small": (16, 150, 150), "tiny": (8, 20, 20)}
+# model -> size -> (passes, encoder iterations, actor iterations): a few minutes on 2 cores
+SIZES = {"tpm": {"small": (16, 60, 60), "tiny": (8, 5, 5)},
+         "baseline": {"small": (16, 150, 150), "tiny": (8, 20, 20)}}
+TEST_PASSES = 4
+# the seed's sizes (hidden 256, 9 cross-attention layers) train far too slowly for a demo
+REDUCED = {"tpm": {"encoder": ["encoder.hidden=32"],
+                   "actor": ["actor.hidden=64", "actor.layers=2",
+                             "critic.hidden=64", "critic.layers=2"]},
+           "baseline": {"encoder": [], "actor": []}}
 
 
 def add_arguments(parser):
     parser.add_argument("--run", default="quickstart", help="run name (default quickstart)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+    parser.add_argument("--size", choices=("small", "tiny"), default="small",
                         help="small: the README's demo; tiny: a smoke test")
+    parser.add_argument("--model", choices=sorted(SIZES), default="tpm",
+                        help="tpm: the seed's models at reduced sizes (default); baseline: MLPs")
     parser.add_argument("--optimizer", default="adam-mini",
                         help="optimizer for study (default adam-mini)")
     parser.add_argument("--seed", type=int, default=1)
@@ -26,7 +39,8 @@ def add_arguments(parser):
 
 
 def steps(args) -> list[list[str]]:
-    passes, enc_iters, act_iters = SIZES[args.size]
+    model = getattr(args, "model", "tpm")
+    passes, enc_iters, act_iters = SIZES[model][args.size]
     store = f"runs/{args.run}/trajectories"
     common = ["--config", args.config] if args.config else []
     # keep every pass: the encoder learns from all bars; the actor clones the profitable ones
@@ -35,12 +49,19 @@ def steps(args) -> list[list[str]]:
     if args.jobs:
         research += ["--jobs", str(args.jobs)]
     study = ["--store", store, "--run", args.run, "--optimizer", args.optimizer,
-             "--seed", str(args.seed), "--seq-len", "50", "--no-progress", "--fresh"]
+             "--seed", str(args.seed), "--seq-len", "50", "--no-progress", "--fresh",
+             "--model", model]
+
+    def sizes(stage):
+        return [a for item in REDUCED[model][stage] for a in ("--model-arg", item)]
+
     return [
         research + common,
-        ["study", "encoder", "--iterations", str(enc_iters), *study, *common],
-        ["study", "actor", "--iterations", str(act_iters), *study, *common],
-        ["test", "--run", args.run, *common],
+        ["study", "encoder", "--iterations", str(enc_iters), *study, *sizes("encoder"), *common],
+        ["study", "actor", "--iterations", str(act_iters), *study, *sizes("actor"), *common],
+        # stochastic passes: a briefly trained actor's mean action often nets to no order,
+        # so the demo shows the agent's sampled behaviour and the spread of its outcomes
+        ["test", "--run", args.run, "--passes", str(TEST_PASSES), *common],
     ]
 
 
@@ -48,6 +69,11 @@ def run(args):
     from neurofx.cli import main
 
     t0 = time.perf_counter()
+    reduced = [x for v in REDUCED[args.model].values() for x in v]
+    if reduced:
+        print(f"quickstart: the seed's {args.model} models at REDUCED sizes ({', '.join(reduced)})"
+              f" and few iterations, to finish in minutes; train full sizes with 'neurofx study' "
+              f"(see README)", flush=True)
     for argv in steps(args):
         print(f"\n$ neurofx {shlex.join(argv)}", flush=True)
         rc = main(argv)

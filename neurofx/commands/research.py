@@ -50,10 +50,10 @@ def add_arguments(parser) -> None:
                              "bundled rule-based example, not a real signal)")
     parser.add_argument("--encoder", default=None, metavar="PATH|NAME",
                         help="neural: encoder model file or registered architecture "
-                             "(random weights) (research.encoder, default: baseline)")
+                             "(random weights) (research.encoder, default: tpm; or baseline)")
     parser.add_argument("--actor", default=None, metavar="PATH|NAME",
                         help="neural: actor model file or registered architecture "
-                             "(research.actor, default: baseline)")
+                             "(research.actor, default: tpm; or baseline)")
     parser.add_argument("--no-explore", dest="explore", action="store_const", const=False,
                         default=None,
                         help="neural: use the actor's mean action, no VAE sampling "

@@ -1,8 +1,9 @@
-"""`neurofx study encoder|actor`: train the agent's models from a trajectory store.
+"""`neurofx study encoder|actor|autoencoder`: train the agent's models from a trajectory store.
 
 ``encoder`` trains the forecaster (spec 5.2); ``actor`` trains the critic and the actor with
 the run's encoder frozen (spec 5.3). ``--compare-optimizers adam,adam-mini`` trains the same
-stage once per optimizer and writes a comparison. See docs/study.md.
+stage once per optimizer and writes a comparison. ``autoencoder`` runs seed 002's recall study
+(:func:`neurofx.autoencoder.run_autoencoder_study`) on the configured bars. See docs/study.md.
 """
 
 from __future__ import annotations
@@ -14,32 +15,43 @@ from neurofx.config import load_config
 from neurofx.errors import NeurofxError
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-ROLES = {"encoder": ("encoder",), "actor": ("actor", "critic")}
+ROLES = {"encoder": ("encoder",), "actor": ("actor", "critic"), "autoencoder": ("autoencoder",)}
+# stage defaults of the flags left out: iterations, batch, seq_len, lr
+DEFAULTS = {"encoder": (200, 16, 100, 3e-4), "actor": (200, 16, 100, 3e-4),
+            "autoencoder": (200, 8, 60, 1e-3)}
+AUTOENCODER_ARGS = ("bars_in", "bars_out", "lstm", "latent", "decoder", "recall_ratio")
+AUTOENCODER_RUN = "autoencoder"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("stage", choices=("encoder", "actor"),
+    parser.add_argument("stage", choices=("encoder", "actor", "autoencoder"),
                         help="encoder: the 24-bar forecaster; actor: critic + actor with the "
-                        "run's encoder frozen")
-    parser.add_argument("--store", required=True, metavar="DIR", help="trajectory store")
-    parser.add_argument("--run", required=True, metavar="NAME",
-                        help="run folder under runs.root (the actor stage reads its encoder.npz)")
+                        "run's encoder frozen; autoencoder: seed 002's recall study on the bars")
+    parser.add_argument("--store", default=None, metavar="DIR",
+                        help="trajectory store (encoder and actor)")
+    parser.add_argument("--run", default=None, metavar="NAME",
+                        help="run folder under runs.root (the actor stage reads its encoder.npz;"
+                        f" required but for autoencoder, default {AUTOENCODER_RUN!r})")
     g = parser.add_argument_group("training")
-    g.add_argument("--iterations", type=int, default=200, metavar="N",
+    g.add_argument("--iterations", type=int, default=None, metavar="N",
                    help="batches of sub-sequences to train (default 200)")
-    g.add_argument("--batch", type=int, default=16, metavar="B",
-                   help="sub-sequences trained in parallel (default 16)")
-    g.add_argument("--seq-len", type=int, default=100, metavar="L",
-                   help="steps per chronological sub-sequence (default 100, as the seed)")
+    g.add_argument("--batch", type=int, default=None, metavar="B",
+                   help="sub-sequences trained in parallel (default 16; autoencoder 8)")
+    g.add_argument("--seq-len", type=int, default=None, metavar="L",
+                   help="steps per chronological sub-sequence (default 100, as the seed; "
+                   "autoencoder 60)")
     g.add_argument("--optimizer", default="adam", metavar="NAME",
                    help="optimizer of the trained models (neurofx.nn.optim.OPTIMIZERS)")
-    g.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 3e-4; autoencoder 1e-3)")
     g.add_argument("--opt-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="other optimizer hyper-parameter, e.g. weight_decay=0.1 (repeatable)")
-    g.add_argument("--model", default="baseline", metavar="NAME",
-                   help="registered model name for the stage's roles (default baseline)")
+    g.add_argument("--model", default="tpm", metavar="NAME",
+                   help="registered model name for the stage's roles: tpm (the seed's models, "
+                   "default) or baseline (small MLPs)")
     g.add_argument("--model-arg", action="append", default=[], metavar="ROLE.KEY=VALUE",
-                   help="model size override, e.g. encoder.hidden=64 (repeatable)")
+                   help="model size override, e.g. encoder.hidden=64 (repeatable); "
+                   "autoencoder: autoencoder.{" + ",".join(AUTOENCODER_ARGS) + "}")
     g.add_argument("--seed", type=int, default=0, help="sampling and split seed (default 0)")
     v = parser.add_argument_group("validation and checkpoints")
     v.add_argument("--val-share", type=float, default=0.2, metavar="F",
@@ -91,12 +103,28 @@ def parse_pairs(items: list[str], flag: str, roles: tuple[str, ...] | None = Non
     return out
 
 
+def _fill_defaults(args) -> None:
+    """Stage defaults for the flags left out (their argparse default is None)."""
+    for name, value in zip(("iterations", "batch", "seq_len", "lr"), DEFAULTS[args.stage],
+                           strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def _check_run(run: str) -> None:
+    if not _RUN_NAME.match(run):
+        raise NeurofxError(f"--run {run!r}: use letters, digits, '.', '_' or '-'")
+
+
 def settings_from_args(args):
     from neurofx.study.loop import Settings
 
     cfg = load_config(args.config, args.overrides)
-    if not _RUN_NAME.match(args.run):
-        raise NeurofxError(f"--run {args.run!r}: use letters, digits, '.', '_' or '-'")
+    _fill_defaults(args)
+    for flag, value in (("--store", args.store), ("--run", args.run)):
+        if value is None:
+            raise NeurofxError(f"study {args.stage}: {flag} is required")
+    _check_run(args.run)
     opt_args = parse_pairs(args.opt_arg, "--opt-arg")
     if "betas" in opt_args and isinstance(opt_args["betas"], list):
         opt_args["betas"] = tuple(opt_args["betas"])
@@ -138,10 +166,79 @@ def _prepare_folder(settings) -> None:
             p.unlink()
 
 
+def run_autoencoder(args) -> int:
+    """`neurofx study autoencoder`: the recall study on the configured bars of
+    [research.start, research.end), written into <runs.root>/<run>/."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from neurofx.autoencoder import run_autoencoder_study
+    from neurofx.data import load_bars
+
+    cfg = load_config(args.config, args.overrides)
+    _fill_defaults(args)
+    run_name = args.run or AUTOENCODER_RUN
+    _check_run(run_name)
+    extra = parse_pairs(args.model_arg, "--model-arg", ROLES["autoencoder"]).get("autoencoder",
+                                                                                  {})
+    bad = sorted(set(extra) - set(AUTOENCODER_ARGS))
+    if bad:
+        raise NeurofxError(f"--model-arg autoencoder.{bad[0]}: unknown; valid: "
+                           f"{', '.join(AUTOENCODER_ARGS)}")
+    for key in ("lstm", "decoder"):
+        if key in extra:
+            value = extra[key] if isinstance(extra[key], list) else [extra[key]]
+            if not value or not all(isinstance(v, int) and v >= 1 for v in value):
+                raise NeurofxError(f"--model-arg autoencoder.{key}={extra[key]!r}: expected a "
+                                   f"list of sizes >= 1, e.g. [64,32]")
+            extra[key] = tuple(value)
+    d, r = cfg["data"], cfg["research"]
+    bars = load_bars(d["file"] or None, fmt=d["format"], source_tz=d["source_tz"] or None,
+                     tz=d["tz"] or None)
+    bars = bars[(bars.index >= pd.Timestamp(r["start"])) & (bars.index < pd.Timestamp(r["end"]))]
+    out = Path(cfg["runs"]["root"]) / run_name
+    bar = None
+    if not args.no_progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.iterations, desc="study autoencoder", unit="it", file=sys.stderr,
+                   dynamic_ncols=True)
+
+    def progress(it, loss):
+        bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
+        bar.update(1)
+
+    try:
+        summary = run_autoencoder_study(
+            bars, out, args.iterations, args.seed, batch=args.batch, seq_len=args.seq_len,
+            lr=args.lr, val_share=args.val_share, optimizer=args.optimizer,
+            progress=progress if bar is not None else None, **extra)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"autoencoder: {len(bars)} bars {r['start']} .. {r['end']}, "
+          f"{summary['iterations']} iterations, final train loss "
+          f"{summary['final_train_loss']:.4g}")
+    print(f"recalled lags (error < {summary['recall_ratio']} x mean square): "
+          f"{summary['recalled_lags']} of {summary['bars_out']}, "
+          f"{summary['recalled_beyond_input']} beyond the {summary['bars_in']} input bars")
+    print(f"wrote {out / 'autoencoder.npz'}, autoencoder_lags.csv, autoencoder_loss.csv, "
+          f"autoencoder_study.json")
+    return 0
+
+
 def run(args) -> int:
+    if args.stage == "autoencoder":
+        if args.compare_optimizers or args.store or args.resume or args.fresh:
+            raise NeurofxError("study autoencoder: --store, --resume, --fresh and "
+                               "--compare-optimizers apply to the encoder and actor stages only")
+        return run_autoencoder(args)
     from neurofx.study.compare import compare, markdown, parse_names
     from neurofx.study.data import load_dataset
-    from neurofx.study.loop import run_stage
+    from neurofx.study.loop import loss_label, run_stage
 
     settings = settings_from_args(args)
     names = parse_names(args.compare_optimizers) if args.compare_optimizers else None
@@ -154,6 +251,11 @@ def run(args) -> int:
         print(f"wrote {folder / 'comparison.csv'}, comparison.md, comparison.png")
         return 0
     stage = make_stage(settings, data)  # every input error is raised before anything is written
+    for name, part in stage.parts.items():
+        if part.optimizer is not None:
+            how = "sequences (full BPTT)" if part.model.supports_sequences else "step by step"
+            print(f"{name}: model {settings.model}, loss {loss_label(part.model)}, trained on "
+                  f"{how}")
     _prepare_folder(settings)
     summary = run_stage(stage)
     for name, part in stage.parts.items():

@@ -15,8 +15,11 @@ Per step j of a batch of chronological sub-sequences (all models reset at the ba
    score and standardised again (:func:`~.targets.improvement_targets`), and the gradient flows
    back through the critic into the actor.
 
-Steps 4 and 5 are summed into one backward and one actor optimizer step (the seed makes two
-updates). The critic's gradient buffer, filled by step 5, is cleared by its next zero_grad.
+The losses are the models' own (``loop.set_loss``: MSE for ``baseline``, the seed's FreDF,
+i.e. 0.3 MSE + 0.7 MAE on single-step outputs, for ``tpm``); a sequence encoder computes the
+batch's forecasts in one forward. Steps 4 and 5 are summed into one backward and one actor
+optimizer step (the seed makes two updates). The critic's gradient buffer, filled by step 5,
+is cleared by its next zero_grad.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from neurofx.nn.tensor import Tensor, no_grad
 
 from . import files
 from .data import Batch, Dataset, validation_batches
-from .encoder import ENCODER_FILE, gather, load_encoder
-from .loop import Part, Settings, Stage, build_optimizer, masked_mse, with_extras
+from .encoder import ENCODER_FILE, gather, gather_sequence, load_encoder
+from .loop import Part, Settings, Stage, build_optimizer, model_loss, set_loss, with_extras
 from .targets import (
     FORECAST_SIZE,
     IMPROVE_DOWN,
@@ -72,6 +75,8 @@ class ActorStage(Stage):
         args = settings.model_args
         self.actor = agents.build("actor", settings.model, **args.get("actor", {}))
         self.critic = agents.build("critic", settings.model, **args.get("critic", {}))
+        losses = {role: set_loss(m, role, settings.model)
+                  for role, m in (("actor", self.actor), ("critic", self.critic))}
         self.opt_actor = build_optimizer(settings.optimizer, self.actor.store, settings.lr,
                                          settings.opt_args)
         self.opt_critic = build_optimizer(settings.optimizer, self.critic.store, settings.lr,
@@ -89,11 +94,13 @@ class ActorStage(Stage):
             "encoder": Part(self.encoder, None, None, None, {}),
             "critic": Part(self.critic, self.opt_critic, CRITIC_FILE, "critic",
                            {**base, "role": "critic", "overrides": args.get("critic", {}),
+                            "loss": losses["critic"],
                             "target_scaler": self.critic_scaler.to_dict()},
                            self.critic_scaler),
             "actor": Part(self.actor, self.opt_actor, ACTOR_FILE,
                           "actor" if clone_val else None,
-                          {**base, "role": "actor", "overrides": args.get("actor", {})}),
+                          {**base, "role": "actor", "overrides": args.get("actor", {}),
+                           "loss": losses["actor"]}),
         }
         self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
                                               settings.val_batches, settings.seed)
@@ -109,6 +116,16 @@ class ActorStage(Stage):
             raise ModelFileError(f"{path}: the encoder outputs {width} values, the actor and "
                                  f"critic read {FORECAST_SIZE}; retrain the encoder")
 
+    def _forecasts(self, batch: Batch):
+        """Step j -> forecast (B, 216) tensor. A sequence encoder runs once over the whole
+        batch (the same forecasts as step by step from a reset state, faster)."""
+        if not self.encoder.supports_sequences:
+            return lambda j: self._forecast(batch, j)
+        with no_grad():
+            seq = self.encoder.forward(gather_sequence(self.states, batch)).numpy()
+        dev = self.encoder.device
+        return lambda j: Tensor.from_numpy(seq[j], device=dev)
+
     def _forecast(self, batch: Batch, j: int) -> Tensor:
         with no_grad():
             return self.encoder.forward(gather(self.states, batch, j))
@@ -121,14 +138,15 @@ class ActorStage(Stage):
         clone_rows = self.clone[batch.traj].astype(np.float32)
         sums = {"critic": 0.0, "actor": 0.0, "q": 0.0}
         n_clone, n_q = 0, 0.0
+        forecasts = self._forecasts(batch)
         for j in range(batch.steps):
             mask = batch.mask[j]
-            f = self._forecast(batch, j)
+            f = forecasts(j)
             stored = gather(self.actions, batch, j)
             # 2. critic on the stored actions
             critic.train()
             critic.zero_grad()
-            loss_c = with_extras(masked_mse(critic.forward(stored, f),
+            loss_c = with_extras(model_loss(critic, critic.forward(stored, f),
                                             gather(self.rewards, batch, j), mask), critic)
             loss_c.backward()
             self.opt_critic.step()
@@ -138,7 +156,7 @@ class ActorStage(Stage):
             terms = []
             mask_clone = mask * clone_rows
             if mask_clone.any():
-                bc = masked_mse(action, stored, mask_clone)
+                bc = model_loss(actor, action, stored, mask_clone)
                 terms.append(with_extras(bc, actor))
             improve, q_host = improvement_loss(critic, action, f, mask, self.critic_scaler)
             terms.append(improve)
@@ -174,9 +192,10 @@ class ActorStage(Stage):
                     for m in models:
                         m.reset_state()
                     clone_rows = self.clone[batch.traj]
+                    forecasts = self._forecasts(batch)
                     for j in range(batch.steps):
                         mask = batch.mask[j]
-                        f = self._forecast(batch, j)
+                        f = forecasts(j)
                         stored = gather(self.actions, batch, j)
                         q_stored = self.critic.forward(stored, f).numpy().astype(np.float64)
                         err_c = ((q_stored - gather(self.rewards, batch, j)) ** 2).mean(axis=1)
@@ -202,8 +221,9 @@ def improvement_loss(critic: Model, action: Tensor, forecast: Tensor, mask: np.n
                      scaler: TargetScaler, up: float = IMPROVE_UP,
                      down: float = IMPROVE_DOWN) -> tuple[Tensor, np.ndarray]:
     """Spec 5.3 step 5: the critic (eval mode) scores ``action`` in standardised units; the
-    loss pulls each score towards :func:`~.targets.improvement_targets` (the raw reward x
-    ``up`` if >= 0 else x ``down``, standardised again with ``scaler``), over the rows with
+    loss (the critic's ``loss_fn``) pulls each score towards
+    :func:`~.targets.improvement_targets` (the raw reward x ``up`` if >= 0 else x ``down``,
+    standardised again with ``scaler``), over the rows with
     ``mask == 1``. Its gradient reaches the actor through ``action``; the caller steps only the
     actor's optimizer (the critic's gradient buffer fills too and is cleared by its next
     zero_grad). Returns the loss and the standardised scores (host copy)."""
@@ -213,7 +233,7 @@ def improvement_loss(critic: Model, action: Tensor, forecast: Tensor, mask: np.n
     finally:
         critic.train()
     q_host = q.numpy()
-    return masked_mse(q, improvement_targets(q_host, scaler, up, down), mask), q_host
+    return model_loss(critic, q, improvement_targets(q_host, scaler, up, down), mask), q_host
 
 
 def load_critic(path) -> tuple[Model, TargetScaler]:

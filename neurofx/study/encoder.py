@@ -3,8 +3,13 @@
 Per batch: the model's recurrent state is reset, then step j of every sub-sequence forms one
 forward of B rows (the state window of 1080 values), the target is the standardised 24-bar
 forecast (:mod:`neurofx.study.targets`), and one optimizer step follows (the seed updates after
-every sample; here after every B samples, one per sub-sequence). The output ``encoder.npz``
-holds the best weights on the validation trajectories and the target scaler.
+every sample; here after every B samples, one per sub-sequence). A model that takes sequences
+(``Model.supports_sequences``: the TPM encoder) gets the whole (T, B, 1080) batch in one
+forward instead, from a zero state, and one optimizer step per batch with the gradient of the
+whole sub-sequences (full backprop through time, not the seed's one-step truncation). The
+loss is the model's own (``set_loss``: FreDF for ``tpm``, MSE for ``baseline``) over the
+active rows. The output ``encoder.npz`` holds the best weights on the validation trajectories
+and the target scaler.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from neurofx.nn.tensor import no_grad
 
 from . import files
 from .data import Batch, Dataset, validation_batches
-from .loop import Part, Settings, Stage, build_optimizer, masked_mse, with_extras
+from .loop import Part, Settings, Stage, build_optimizer, model_loss, set_loss, with_extras
 from .targets import FORECAST_SIZE, N_FORECAST, TargetScaler, encoder_targets
 
 ENCODER_FILE = "encoder.npz"
@@ -31,6 +36,12 @@ def gather(arrays: list[np.ndarray], batch: Batch, j: int, offset: int = 0) -> n
                                                            strict=True)]).astype(np.float32)
 
 
+def gather_sequence(arrays: list[np.ndarray], batch: Batch) -> np.ndarray:
+    """All steps of the batch, float32 (S, B, W): ``[j, r] = arrays[traj[r]][index[j, r]]``."""
+    return np.stack([arrays[t][batch.index[:, r]] for r, t in enumerate(batch.traj)],
+                    axis=1).astype(np.float32)
+
+
 class EncoderStage(Stage):
     name = "encoder"
     train_keys = ("loss",)
@@ -41,6 +52,7 @@ class EncoderStage(Stage):
         super().__init__(settings, data)
         overrides = settings.model_args.get(ROLE, {})
         self.model = agents.build(ROLE, settings.model, **overrides)
+        self.loss_name = set_loss(self.model, ROLE, settings.model)
         self.optimizer = build_optimizer(settings.optimizer, self.model.store, settings.lr,
                                          settings.opt_args)
         self.scaler = TargetScaler.fit([data.trajs[i] for i in data.train])
@@ -48,7 +60,7 @@ class EncoderStage(Stage):
         self.targets = [self.scaler.transform(encoder_targets(t.states)) for t in data.trajs]
         meta = {"role": ROLE, "model": settings.model, "overrides": overrides,
                 "optimizer": settings.optimizer, "target_scaler": self.scaler.to_dict(),
-                "n_forecast": N_FORECAST}
+                "n_forecast": N_FORECAST, "loss": self.loss_name}
         self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta,
                                  self.scaler)}
         self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
@@ -58,12 +70,20 @@ class EncoderStage(Stage):
         model, opt = self.model, self.optimizer
         model.train()
         model.reset_state()
+        if model.supports_sequences:
+            model.zero_grad()
+            out = model.forward(gather_sequence(self.states, batch))
+            loss = with_extras(model_loss(model, out, gather_sequence(self.targets, batch),
+                                          batch.mask), model)
+            loss.backward()
+            opt.step()
+            return {"loss": loss.item()}
         total = 0.0
         for j in range(batch.steps):
             model.zero_grad()
             out = model.forward(gather(self.states, batch, j))
-            loss = with_extras(masked_mse(out, gather(self.targets, batch, j), batch.mask[j]),
-                               model)
+            loss = with_extras(model_loss(model, out, gather(self.targets, batch, j),
+                                          batch.mask[j]), model)
             loss.backward()
             opt.step()
             total += loss.item()
@@ -74,8 +94,9 @@ class EncoderStage(Stage):
 
 
 def forecast_mse(model: Model, states, targets, windows: list[Batch]) -> float:
-    """Mean over active rows of the per-row MSE (float64), in eval mode; the model's running
-    statistics and noise counters are restored afterwards."""
+    """Mean over active rows of the per-row MSE (float64), in eval mode (a sequence model gets
+    each batch as one (T, B, N) sequence); the model's running statistics and noise counters
+    are restored afterwards."""
     snap = files.snapshot_state(model)
     model.eval()
     sse, n = 0.0, 0.0
@@ -83,6 +104,13 @@ def forecast_mse(model: Model, states, targets, windows: list[Batch]) -> float:
         with no_grad():
             for batch in windows:
                 model.reset_state()
+                if model.supports_sequences:
+                    pred = model.forward(gather_sequence(states, batch)).numpy()
+                    err = ((pred.astype(np.float64) - gather_sequence(targets, batch)) ** 2)
+                    err = err.mean(axis=-1)
+                    sse += float((err * batch.mask).sum())
+                    n += float(batch.mask.sum())
+                    continue
                 for j in range(batch.steps):
                     pred = model.forward(gather(states, batch, j)).numpy().astype(np.float64)
                     err = ((pred - gather(targets, batch, j)) ** 2).mean(axis=1)

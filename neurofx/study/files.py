@@ -184,7 +184,7 @@ def plot_curves(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, 
             ax.set_yscale("log")
         ax.set_title(panel_title)
         ax.set_xlabel("iteration (batches)")
-        ax.set_ylabel("loss (MSE, target units)")
+        ax.set_ylabel("loss (train: model loss; val: MSE)")
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ class Settings:
     checkpoint_every: int = 50
     early_stop: int = 0
     seed: int = 0
-    model: str = "baseline"
+    model: str = "tpm"
     model_args: dict = field(default_factory=dict)  # role -> {override: value}
     resume: bool = False
     fresh: bool = False
@@ -101,15 +102,49 @@ def build_optimizer(name: str, store, lr: float, opt_args: dict):
 
 
 def masked_mse(out: Tensor, target: np.ndarray, mask: np.ndarray) -> Tensor:
-    """Mean squared error over the rows with ``mask == 1`` (out and target are (B, W))."""
+    """Mean squared error over the rows with ``mask == 1`` (out and target are (..., W), mask
+    out.shape[:-1])."""
     active = float(mask.sum())
     target = np.asarray(target, np.float32)
     if active == mask.size:
         return ops.mse_loss(out, Tensor.from_numpy(target, device=out.device))
-    full = np.broadcast_to(mask[:, None], target.shape).astype(np.float32)
+    full = np.broadcast_to(mask[..., None], target.shape).astype(np.float32)
     masked = ops.mul(out, Tensor.from_numpy(full, device=out.device))
     loss = ops.mse_loss(masked, Tensor.from_numpy(target * full, device=out.device))
     return ops.scale(loss, mask.size / active)
+
+
+def set_loss(model, role: str, name: str) -> str:
+    """Give ``model`` the training loss of its registry entry (``nn.tpm_models.LOSSES`` key
+    ``"<role>:<name>"``, e.g. FreDF for the TPM models); others keep MSE. Returns its label."""
+    from neurofx.nn.tpm_models import LOSSES
+
+    fn = LOSSES.get(f"{role}:{name}")
+    if fn is not None:
+        model.loss_fn = fn
+    return loss_label(model)
+
+
+def loss_label(model) -> str:
+    """``"mse"`` or e.g. ``"fredf_loss(n_vars=9, horizon=24, alpha=0.7, time_major=True)"``."""
+    fn = model.loss_fn
+    if fn is ops.mse_loss:
+        return "mse"
+    if isinstance(fn, partial):
+        args = ", ".join(f"{k}={v}" for k, v in fn.keywords.items())
+        return f"{fn.func.__name__}({args})"
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def model_loss(model, out: Tensor, target: np.ndarray, mask: np.ndarray) -> Tensor:
+    """``model.loss_fn`` of ``out`` against ``target`` over the rows with ``mask == 1``
+    (:func:`masked_mse` for MSE, bit-identical to earlier runs; ``masked_loss`` otherwise)."""
+    if model.loss_fn is ops.mse_loss:
+        return masked_mse(out, target, mask)
+    from neurofx.nn.tpm_models import masked_loss
+
+    tgt = Tensor.from_numpy(np.asarray(target, np.float32), device=out.device)
+    return masked_loss(model.loss_fn, out, tgt, mask)
 
 
 def with_extras(loss: Tensor, model) -> Tensor:
@@ -166,6 +201,8 @@ class Stage:
             "settings": self.settings.record(),
             "parts": {n: {"architecture": p.model.describe(),
                           "parameters": p.model.num_parameters,
+                          "loss": loss_label(p.model) if p.optimizer else None,
+                          "sequence_training": p.model.supports_sequences,
                           "optimizer": None if p.optimizer is None else {
                               "class": type(p.optimizer).__name__,
                               "hyper": dict(p.optimizer.hyper)}}
