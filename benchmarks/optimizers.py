@@ -72,6 +72,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--variants", action="store_true")
+    ap.add_argument("--models", action="store_true",
+                    help="also: Adam vs Adam-mini state of the agent's encoder, actor and critic")
     args = ap.parse_args(argv)
     dev = get_device()
     n = mlp_store(dev, "bench.probe").numel
@@ -125,6 +127,27 @@ def main(argv=None):
             label = "serial" if gmb >= 1 << 30 else f"rows B>={gmb}, {epg} elems/group"
             print(f"  {label:<28} work_group {wg:>3}: {t * 1e6:8.1f} us/step "
                   f"({t / t_adam:.2f} x Adam)")
+
+    if args.models:
+        model_state_memory()
+
+
+def model_state_memory() -> None:
+    """Optimizer state bytes as allocated after a first step, per agent model."""
+    from neurofx.nn import agents
+
+    print("\nagent models: optimizer state after the first step (bytes, device ledger)")
+    print(f"{'model':<18} {'params':>10} {'adam':>12} {'adam-mini':>12} {'ratio':>7}")
+    for arch in ("baseline", "tpm"):
+        for role in ("encoder", "actor", "critic"):
+            sizes = {}
+            for name in ("adam", "adam-mini"):
+                model = agents.build(role, arch, model_name=f"mem.{arch}.{role}.{name}")
+                opt = make_optimizer(name, model.store, lr=1e-4)
+                opt.step()  # state is allocated lazily on the first step
+                sizes[name] = get_device().memory.total("optimizer", model.name)
+            print(f"{arch + ' ' + role:<18} {model.num_parameters:>10,} {sizes['adam']:>12,} "
+                  f"{sizes['adam-mini']:>12,} {sizes['adam-mini'] / sizes['adam']:>7.3f}")
 
 
 if __name__ == "__main__":
