@@ -111,6 +111,14 @@ class ConfigError(NeurofxError):
     pass
 
 
+def add_config_arguments(parser, example: str = "broker.deposit_usd=5000") -> None:
+    """The ``--config FILE`` and ``--set SECTION.KEY=VALUE`` options every command takes."""
+    parser.add_argument("--config", metavar="FILE", default=None, help="TOML configuration")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help=f"override a config value, e.g. {example} (repeatable; flags "
+                             "win over --set)")
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> dict:
     """Defaults, then the TOML file (if any), then overrides like ``study.lr=3e-4``."""
     cfg = copy.deepcopy(DEFAULTS)

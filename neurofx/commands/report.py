@@ -18,7 +18,7 @@ import webbrowser
 from html import escape
 from pathlib import Path
 
-from neurofx.config import load_config
+from neurofx.config import add_config_arguments, load_config
 from neurofx.errors import NeurofxError
 
 STUDY_STAGES = ("encoder", "actor")
@@ -44,10 +44,7 @@ def add_arguments(parser) -> None:
                         "<runs.root>/compare/<A>_vs_<B>)")
     parser.add_argument("--open", action="store_true",
                         help="open the HTML in the default web browser")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="TOML configuration (for runs.root)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. runs.root=elsewhere (repeatable)")
+    add_config_arguments(parser, "runs.root=elsewhere")
 
 
 def resolve_report_dir(runs_root: str | Path, run: str) -> Path:

@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from neurofx.config import add_config_arguments
 from neurofx.errors import NeurofxError
 
 EXAMPLE_DEALS = "example_deals_ma_cross.csv"
@@ -58,10 +59,7 @@ def add_arguments(parser) -> None:
                         default=None,
                         help="neural: use the actor's mean action, no VAE sampling "
                              "(research.explore = false)")
-    parser.add_argument("--config", metavar="FILE", default=None, help="TOML config file")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value, e.g. research.passes=32 (repeatable; "
-                             "flags win over --set)")
+    add_config_arguments(parser, "research.passes=32")
 
 
 FLAGS = {"store": "--store", "policy": "--policy", "passes": "--passes", "jobs": "--jobs",

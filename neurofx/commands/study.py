@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from neurofx.config import load_config
+from neurofx.config import add_config_arguments, load_config
 from neurofx.errors import NeurofxError
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -69,9 +69,7 @@ def add_arguments(parser) -> None:
                    help="discard this stage's checkpoint in the run and start over")
     parser.add_argument("--compare-optimizers", metavar="A,B,...", default=None,
                         help="train once per optimizer from the same start and compare")
-    parser.add_argument("--config", metavar="FILE", default=None, help="TOML configuration")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE", help="configuration override")
+    add_config_arguments(parser, "runs.root=elsewhere")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -119,7 +117,7 @@ def _check_run(run: str) -> None:
 def settings_from_args(args):
     from neurofx.study.loop import Settings
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.set)
     _fill_defaults(args)
     for flag, value in (("--store", args.store), ("--run", args.run)):
         if value is None:
@@ -176,7 +174,7 @@ def run_autoencoder(args) -> int:
     from neurofx.autoencoder import run_autoencoder_study
     from neurofx.data import load_bars
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.set)
     _fill_defaults(args)
     run_name = args.run or AUTOENCODER_RUN
     _check_run(run_name)

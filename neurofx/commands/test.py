@@ -6,7 +6,13 @@ docs/testing-and-reports.md), prints the key figures and the report's path.
 
 from __future__ import annotations
 
-from neurofx.config import apply_flags, load_config, run_dir, snapshot
+from neurofx.config import (
+    add_config_arguments,
+    apply_flags,
+    load_config,
+    run_dir,
+    snapshot,
+)
 from neurofx.errors import NeurofxError
 
 AGENTS = ("neural", "ma-cross")
@@ -41,10 +47,7 @@ def add_arguments(parser) -> None:
                         "<runs.root>/NAME/encoder.npz)")
     parser.add_argument("--actor", default=None, metavar="PATH",
                         help="actor model file (test.actor; default <runs.root>/NAME/actor.npz)")
-    parser.add_argument("--config", default=None, metavar="FILE", help="TOML configuration")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. broker.deposit_usd=5000 or "
-                        "test.passes=8 (repeatable; flags win over --set)")
+    add_config_arguments(parser, "test.passes=8")
 
 
 FLAGS = {"start": "--start", "end": "--end", "passes": "--passes", "seed": "--seed",
