@@ -81,7 +81,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "max_consecutive_losses_usd", "maximal_consecutive_profit_usd",
         "maximal_consecutive_profit_count", "maximal_consecutive_loss_usd",
         "maximal_consecutive_loss_count", "average_consecutive_wins",
-        "average_consecutive_losses")),
+        "average_consecutive_losses", "average_consecutive_wins_exact",
+        "average_consecutive_losses_exact")),
     ("Holding times and period", (
         "holding_time_min_hours", "holding_time_max_hours", "holding_time_avg_hours", "bars",
         "first_bar_time_s", "last_bar_time_s")),

@@ -97,6 +97,10 @@ def write_metrics(path: str | os.PathLike, metrics: Metrics, title: str,
     return write_json_atomic(path, doc, sort_keys=False)  # keys in the order above
 
 
+# metrics added to version 1 later: a metrics.json written before reads them as nan
+_LATER_METRICS = frozenset({"average_consecutive_wins_exact", "average_consecutive_losses_exact"})
+
+
 def read_metrics(path: str | os.PathLike) -> MetricsFile:
     path = Path(path)
     try:
@@ -117,6 +121,9 @@ def read_metrics(path: str | os.PathLike) -> MetricsFile:
         raise NeurofxError(f"{path}: field 'metrics' is missing; regenerate the run's report")
     values = {}
     for name in METRIC_FIELDS:
+        if name not in raw and name in _LATER_METRICS:
+            values[name] = math.nan
+            continue
         if name not in raw:
             raise NeurofxError(f"{path}: field 'metrics.{name}' is missing; "
                                "regenerate the run's report")

@@ -154,8 +154,10 @@ class Metrics:
     maximal_consecutive_profit_count: int = _f("Maximal consecutive profit", "count")
     maximal_consecutive_loss_usd: float = _f("Maximal consecutive loss", "usd")
     maximal_consecutive_loss_count: int = _f("Maximal consecutive loss", "count")
-    average_consecutive_wins: float = _f("Average consecutive wins", "plain")
-    average_consecutive_losses: float = _f("Average consecutive losses", "plain")
+    average_consecutive_wins: float = _f("Average consecutive wins", "plain", 0)
+    average_consecutive_losses: float = _f("Average consecutive losses", "plain", 0)
+    average_consecutive_wins_exact: float = _f("Average consecutive wins (exact)", "plain")
+    average_consecutive_losses_exact: float = _f("Average consecutive losses (exact)", "plain")
     holding_time_min_hours: float = _f("Minimal position holding time", "hours")
     holding_time_max_hours: float = _f("Maximal position holding time", "hours")
     holding_time_avg_hours: float = _f("Average position holding time", "hours")
@@ -269,6 +271,8 @@ def compute_metrics(
         maximal_consecutive_loss_count=st.maximal_loss_count,
         average_consecutive_wins=st.average_wins,
         average_consecutive_losses=st.average_losses,
+        average_consecutive_wins_exact=st.average_wins_exact,
+        average_consecutive_losses_exact=st.average_losses_exact,
         holding_time_min_hours=ht[0],
         holding_time_max_hours=ht[1],
         holding_time_avg_hours=ht[2],

@@ -1,8 +1,9 @@
 """The statistics behind reports/metrics.py, each a pure function of float64 arrays.
 
 Formulas: docs/metrics.md. ``net_usd`` is the per-trade net result in exit order (see
-reports/trades.py); a trade wins when ``net_usd > 0`` and loses when ``net_usd < 0``; a trade
-of exactly 0 is neither and ends any run of wins or losses.
+reports/trades.py). As in MT5, a trade wins (is a *profit trade*) when ``net_usd >= 0`` and
+loses when ``net_usd < 0``: a trade of exactly 0 counts as a profit trade everywhere (counts,
+averages, runs, Z-score).
 """
 
 from __future__ import annotations
@@ -90,6 +91,16 @@ class TradeStats:
     average_loss_trade_usd: float
 
 
+def wins(net_usd: np.ndarray) -> np.ndarray:
+    """MT5's profit trades: ``net >= 0`` (a trade of exactly 0 is a profit trade)."""
+    return np.asarray(net_usd, dtype=np.float64) >= 0
+
+
+def mt5_round(x: float) -> float:
+    """A whole number as MT5 shows averages of run lengths: halves round up; nan stays."""
+    return x if math.isnan(x) else float(math.floor(x + 0.5))
+
+
 def _pct(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else NAN
 
@@ -99,7 +110,8 @@ def trade_stats(net_usd: np.ndarray, direction: np.ndarray) -> TradeStats:
     net = np.asarray(net_usd, dtype=np.float64)
     d = np.asarray(direction)
     n = len(net)
-    win, loss = net > 0, net < 0
+    win = wins(net)
+    loss = ~win
     short, long_ = d < 0, d > 0
     gp, gl = _f(net[win].sum()), _f(net[loss].sum())
     nw, nl = int(win.sum()), int(loss.sum())
@@ -125,10 +137,10 @@ def trade_stats(net_usd: np.ndarray, direction: np.ndarray) -> TradeStats:
 
 
 def runs(net_usd: np.ndarray) -> list[tuple[int, int, float]]:
-    """Maximal runs of equal sign in trade order: [(sign, length, sum of net)]."""
+    """Maximal runs of wins (+1) and losses (-1) in trade order: [(sign, length, sum of net)]."""
     out: list[tuple[int, int, float]] = []
     for x in np.asarray(net_usd, dtype=np.float64):
-        s = 1 if x > 0 else (-1 if x < 0 else 0)
+        s = 1 if x >= 0 else -1
         if out and out[-1][0] == s:
             _, k, total = out[-1]
             out[-1] = (s, k + 1, total + float(x))
@@ -147,14 +159,18 @@ class Streaks:
     maximal_profit_count: int  # ... and that run's length
     maximal_loss_usd: float  # most money lost in one run of losses (<= 0)
     maximal_loss_count: int
-    average_wins: float  # mean length of the runs of wins
+    average_wins: float  # mean length of the runs of wins, rounded as MT5 shows it
     average_losses: float
+    average_wins_exact: float  # the unrounded means
+    average_losses_exact: float
 
 
 def streaks(net_usd: np.ndarray) -> Streaks:
     rs = runs(net_usd)
-    wins = [(k, t) for s, k, t in rs if s > 0]
+    won = [(k, t) for s, k, t in rs if s > 0]
     losses = [(k, t) for s, k, t in rs if s < 0]
+    mean_wins = float(np.mean([k for k, _ in won])) if won else NAN
+    mean_losses = float(np.mean([k for k, _ in losses])) if losses else NAN
 
     def first_max(items, key):
         best = None
@@ -163,17 +179,19 @@ def streaks(net_usd: np.ndarray) -> Streaks:
                 best = it
         return best
 
-    lw = first_max(wins, lambda r: r[0]) or (0, 0.0)
+    lw = first_max(won, lambda r: r[0]) or (0, 0.0)
     ll = first_max(losses, lambda r: r[0]) or (0, 0.0)
-    pw = first_max(wins, lambda r: r[1]) or (0, 0.0)
+    pw = first_max(won, lambda r: r[1]) or (0, 0.0)
     pl = first_max(losses, lambda r: -r[1]) or (0, 0.0)
     return Streaks(
         max_wins_count=lw[0], max_wins_usd=lw[1],
         max_losses_count=ll[0], max_losses_usd=ll[1],
         maximal_profit_usd=pw[1], maximal_profit_count=pw[0],
         maximal_loss_usd=pl[1], maximal_loss_count=pl[0],
-        average_wins=float(np.mean([k for k, _ in wins])) if wins else NAN,
-        average_losses=float(np.mean([k for k, _ in losses])) if losses else NAN,
+        average_wins=mt5_round(mean_wins),
+        average_losses=mt5_round(mean_losses),
+        average_wins_exact=mean_wins,
+        average_losses_exact=mean_losses,
     )
 
 
@@ -184,9 +202,8 @@ class ZScore:
 
 
 def z_score(net_usd: np.ndarray) -> ZScore:
-    """Runs test on the win/loss sequence (zero trades left out), Vince's form as in MT5."""
-    net = np.asarray(net_usd, dtype=np.float64)
-    seq = runs(net[net != 0])
+    """Runs test on the win/loss sequence (a zero trade is a win), Vince's form as in MT5."""
+    seq = runs(net_usd)
     n = sum(k for _, k, _ in seq)
     w = sum(k for s, k, _ in seq if s > 0)
     p = 2.0 * w * (n - w)
@@ -200,7 +217,7 @@ def z_score(net_usd: np.ndarray) -> ZScore:
 class HprStats:
     ahpr: float  # arithmetic mean of HPR_i = b_i / b_(i-1)
     ghpr: float  # geometric mean of HPR_i
-    sharpe_mt5: float  # (AHPR - 1) / sample std of HPR
+    sharpe_mt5: float  # (AHPR - 1) / population std of HPR, as MT5's reports
 
 
 def trade_balance(net_usd: np.ndarray, deposit_usd: float) -> np.ndarray:
@@ -218,7 +235,7 @@ def hpr_stats(net_usd: np.ndarray, deposit_usd: float) -> HprStats:
     hpr = b[1:] / b[:-1]
     ahpr = _f(hpr.mean())
     ghpr = _f(np.exp(np.log(hpr).mean()))
-    sharpe = ratio(ahpr - 1.0, _f(hpr.std(ddof=1))) if len(hpr) >= 2 else NAN
+    sharpe = ratio(ahpr - 1.0, _f(hpr.std(ddof=0))) if len(hpr) >= 2 else NAN
     return HprStats(ahpr, ghpr, sharpe)
 
 

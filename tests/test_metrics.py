@@ -93,8 +93,8 @@ EXPECTED = {
     * math.sqrt(252),
     "sharpe_daily_returns": 4,
     # HPR 1.0048, 0.996815, 1.001747, 0.998804, 0.998304, 1.003798: AHPR 1.00071141,
-    # stdev 0.00322284 -> (1.00071141 - 1) / 0.00322284 = 0.22074
-    "sharpe_mt5_per_trade": (statistics.mean(HPR) - 1) / statistics.stdev(HPR),
+    # population stdev (as MT5) 0.00294206 -> (1.00071141 - 1) / 0.00294206 = 0.24181
+    "sharpe_mt5_per_trade": (statistics.mean(HPR) - 1) / statistics.pstdev(HPR),
     # balance after each deal: 10000, 9999, 10048, 10047, 10016, 10015, 10033.5, 10032.5,
     # 10021.5, 10020.5, 10004.5, 10003.5, 10042.5: lowest 9999 -> absolute 1; from the 10048
     # peak the deepest point is 10003.5 -> 44.5 = 0.442874 % of 10048 (also the largest %)
@@ -149,7 +149,9 @@ EXPECTED = {
     "maximal_consecutive_loss_usd": -32.0,  # one trade loses more than the two-trade run (-29)
     "maximal_consecutive_loss_count": 1,
     "average_consecutive_wins": 1.0,  # 3 runs of 1
-    "average_consecutive_losses": 1.5,  # runs of 1 and 2
+    "average_consecutive_losses": 2.0,  # runs of 1 and 2: 1.5, shown rounded (half up) as MT5
+    "average_consecutive_wins_exact": 1.0,
+    "average_consecutive_losses_exact": 1.5,
     "holding_time_min_hours": 1.0,
     "holding_time_max_hours": 10.0,
     "holding_time_avg_hours": 20.5 / 6,  # (2 + 1 + 4 + 1.5 + 10 + 2) / 6
@@ -275,12 +277,55 @@ def test_drawdown_maximal_differs_from_relative():
     assert dd.absolute_usd == 50.0 and dd.longest_underwater_points == 2
 
 
-def test_breakeven_trade_ends_runs_and_is_skipped_by_z():
+def test_zero_trade_counts_as_a_win_in_runs_and_z():
+    # MT5: a result of exactly 0 is a profit trade, so it extends the run of wins before it
     st = stats.streaks(np.array([5.0, 0.0, 5.0, -1.0, -1.0]))
-    assert (st.max_wins_count, st.average_wins, st.max_losses_count) == (1, 1.0, 2)
-    # without the 0: W W L L -> N 4, R 2, P 8: Z = (4 * 1.5 - 8) / sqrt(8 * 4 / 3) = -0.61237
+    assert (st.max_wins_count, st.max_wins_usd, st.average_wins) == (3, 10.0, 3.0)
+    assert (st.max_losses_count, st.max_losses_usd) == (2, -2.0)
+    # W W W L L -> N 5, W 3, R 2, P 12: Z = (5 * 1.5 - 12) / sqrt(12 * 7 / 4) = -0.98198
     z = stats.z_score(np.array([5.0, 0.0, 5.0, -1.0, -1.0]))
-    assert z.z == pytest.approx(-2 / math.sqrt(32 / 3))
+    assert z.z == pytest.approx(-4.5 / math.sqrt(21))
+
+
+def test_zero_result_trades_in_trade_stats_and_streaks():
+    net = np.array([10.0, 0.0, -4.0, 0.0, -6.0, 3.0])
+    direction = np.array([1, -1, -1, 1, 1, -1])
+    ts = stats.trade_stats(net, direction)
+    # profit trades 10, 0, 0, 3 (4 of 6); loss trades -4, -6
+    assert (ts.profit_trades, ts.loss_trades) == (4, 2)
+    assert ts.profit_trades_pct == pytest.approx(400 / 6)
+    assert ts.loss_trades_pct == pytest.approx(200 / 6)
+    assert ts.average_profit_trade_usd == 13 / 4  # gross profit / profit trades, zeros counted
+    assert ts.average_loss_trade_usd == -5.0
+    # shorts: 0 (won), -4, 3 (won); longs: 10 (won), 0 (won), -6
+    assert ts.short_trades_won_pct == pytest.approx(200 / 3)
+    assert ts.long_trades_won_pct == pytest.approx(200 / 3)
+    st = stats.streaks(net)
+    # runs: [10 0] [-4] [0] [-6] [3]: wins 2, 1, 1 -> 4/3 shown as 1; losses 1, 1 -> 1
+    assert (st.max_wins_count, st.max_wins_usd) == (2, 10.0)
+    assert (st.maximal_profit_usd, st.maximal_profit_count) == (10.0, 2)
+    assert (st.average_wins, st.average_wins_exact) == (1.0, 4 / 3)
+    assert (st.average_losses, st.average_losses_exact) == (1.0, 1.0)
+
+
+def test_zero_result_round_trip_in_the_report():
+    # profit 2 minus 1 + 1 commission: net exactly 0 -> one profit trade of 0 USD
+    deals = round_trip(1, 1, "long", D0, D0 + H, 2.0)
+    series = BarSeries.from_arrays([D0, D0 + H], [9999, 10000], [9999, 10000])
+    m = compute_metrics(deals, series, DEPOSIT)
+    assert (m.total_trades, m.profit_trades, m.loss_trades) == (1, 1, 0)
+    assert (m.profit_trades_pct, m.long_trades_won_pct) == (100.0, 100.0)
+    assert m.largest_profit_trade_usd == 0.0 and m.average_profit_trade_usd == 0.0
+    assert math.isnan(m.average_loss_trade_usd) and m.profit_factor != m.profit_factor  # 0/0
+    assert (m.max_consecutive_wins_count, m.average_consecutive_wins) == (1, 1.0)
+
+
+@pytest.mark.parametrize("x,want", [(1.5, 2.0), (2.5, 3.0), (15 / 9, 2.0), (21 / 8, 3.0),
+                                    (4 / 3, 1.0), (1.0, 1.0)])
+def test_mt5_round_of_average_run_lengths(x, want):
+    # the real report: exact means 1.67 and 2.63 are shown as 2 and 3
+    assert stats.mt5_round(x) == want
+    assert math.isnan(stats.mt5_round(math.nan))
 
 
 @pytest.mark.parametrize("num,den,want", [
