@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 
-from neurofx.nn import agents, no_grad
+from neurofx import agents
+from neurofx.agents.tpm import LOSSES
+from neurofx.nn import no_grad
 from neurofx.nn.optim import make_optimizer
-from neurofx.nn.tpm_models import LOSSES  # registers the "tpm" builders
-
-N_FORECAST = 24
+from neurofx.schema import FORECAST_BARS
 
 
 def build_all():
@@ -99,11 +99,11 @@ def forecast_check(bars, hidden, seq, batch, iters, lr, seed) -> dict:
     data = load_bars()
     feats = compute_features(data).astype(np.float64)
     year = np.flatnonzero(data.index.year == 2023)
-    ts = np.arange(max(year[0], first_decision_bar(feats, bars)), year[-1] - N_FORECAST + 2)
+    ts = np.arange(max(year[0], first_decision_bar(feats, bars)), year[-1] - FORECAST_BARS + 2)
     split = ts[int(0.8 * len(ts))]
-    train = ts[ts + N_FORECAST <= split]  # no training target reaches a held-out bar
+    train = ts[ts + FORECAST_BARS <= split]  # no training target reaches a held-out bar
     mean, std = feats[train - 1].mean(axis=0), feats[train - 1].std(axis=0)
-    rows_ahead = ts[:, None] + N_FORECAST - 1 - np.arange(N_FORECAST)  # newest first
+    rows_ahead = ts[:, None] + FORECAST_BARS - 1 - np.arange(FORECAST_BARS)  # newest first
     y_all = ((feats[rows_ahead] - mean) / std).reshape(len(ts), -1).astype(np.float32)
     x_all = state_windows(feats, ts, bars).astype(np.float32)
     model = agents.build("encoder", "tpm", bars=bars, hidden=hidden, seed=seed,
@@ -124,11 +124,11 @@ def forecast_check(bars, hidden, seq, batch, iters, lr, seed) -> dict:
         pred = model.predict(x_all[rows]).astype(np.float64)
     y = y_all[rows].astype(np.float64)
     last = (feats[ts[rows] - 1] - mean) / std
-    naive = np.tile(last, (1, 1, N_FORECAST))
+    naive = np.tile(last, (1, 1, FORECAST_BARS))
     return {"model": float(((pred - y) ** 2).mean()), "naive": float(((naive - y) ** 2).mean()),
             "mean": float((y ** 2).mean()), "held_out": int(y.shape[0] * y.shape[1]),
             "train_s": train_s,
-            "per_feature": ((pred - y) ** 2).reshape(-1, N_FORECAST, 9).mean(axis=(0, 1))}
+            "per_feature": ((pred - y) ** 2).reshape(-1, FORECAST_BARS, 9).mean(axis=(0, 1))}
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ def main(argv=None):
 
 def model_state_memory() -> None:
     """Optimizer state bytes as allocated after a first step, per agent model."""
-    from neurofx.nn import agents
+    from neurofx import agents
 
     print("\nagent models: optimizer state after the first step (bytes, device ledger)")
     print(f"{'model':<18} {'params':>10} {'adam':>12} {'adam-mini':>12} {'ratio':>7}")

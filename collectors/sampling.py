@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from neurofx.errors import NeurofxError
+from neurofx.schema import FORECAST_BARS
 
 PROB_LAMBDA = 0.9  # seed: lambda of GetProbTrajectories
 SCORE_PERCENTILE = 80.0  # seed: k = P80(s) - max(s)
-N_FORECAST = 24
 
 
 def trajectory_weights(
@@ -63,7 +63,7 @@ def sample_trajectory(rng: np.random.Generator, weights) -> int:
     return min(idx, int(np.flatnonzero(w > 0)[-1]))
 
 
-def sample_start(rng: np.random.Generator, total: int, n_forecast: int = N_FORECAST) -> int:
+def sample_start(rng: np.random.Generator, total: int, n_forecast: int = FORECAST_BARS) -> int:
     """Start step ``floor(u1 * u2 * (total - 2 - n_forecast))``, redrawn while it is <= 0.
 
     ``u1 * u2`` has density ``-ln x`` on (0, 1): starts near the beginning of the trajectory

@@ -27,19 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from neurofx.errors import NeurofxError
+from neurofx.schema import ACCOUNT_RECORD_SIZE, N_ACTIONS, N_REWARDS, STATE_SIZE
 
-HISTORY_BARS = 120
-BAR_DESCR = 9
-STATE_SIZE = HISTORY_BARS * BAR_DESCR  # 1080
-ACCOUNT_SIZE = 8
-N_ACTIONS = 6
-N_REWARDS = 3
 DISCOUNT_FACTOR = 0.99
 
 # name -> (columns, dtype): the one definition used by the record, the store and its validation
 ARRAY_SPECS: dict[str, tuple[int, np.dtype]] = {
     "states": (STATE_SIZE, np.dtype(np.float32)),
-    "accounts": (ACCOUNT_SIZE, np.dtype(np.float64)),
+    "accounts": (ACCOUNT_RECORD_SIZE, np.dtype(np.float64)),
     "actions": (N_ACTIONS, np.dtype(np.float32)),
     "rewards": (N_REWARDS, np.dtype(np.float32)),
 }

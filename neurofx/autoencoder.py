@@ -82,8 +82,8 @@ def run_autoencoder_study(bars, out_dir, iterations: int = 200, seed: int = 0, *
     (the returned summary; non-finite values are None), each atomically.
     ``progress(iteration, loss)`` is called after every batch when given.
     Returns the summary dict."""
+    from neurofx.agents.autoencoder import RecurrentAutoencoder
     from neurofx.nn import ops
-    from neurofx.nn.autoencoder import RecurrentAutoencoder
     from neurofx.nn.model import Model
     from neurofx.nn.optim import make_optimizer
     from neurofx.nn.tensor import Tensor, no_grad

@@ -1,7 +1,5 @@
 """neurofx.nn: the OpenCL neural engine (device, tensors, autograd ops, layers, optimizers)."""
 
-# the seed's models register their layers and agent builders on import
-from . import autoencoder, tpm_models  # noqa: E402, F401, I001
 from .device import get_device, list_devices, select_device
 from .layers import LSTM, BatchNorm, Conv1D, VAEHead
 from .model import Model

@@ -1,6 +1,9 @@
-"""Training losses beyond MSE: FreDF (time + frequency domain forecast error)."""
+"""Training losses beyond MSE: FreDF (time + frequency domain forecast error), and any loss
+restricted to the active rows of a batch (:func:`masked_loss`)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from . import ops
 from .ops.forecast import cabs_mean, rdft
@@ -42,4 +45,21 @@ def fredf_loss(pred: Tensor, target: Tensor, n_vars: int, horizon: int, alpha: f
     return ops.add(ops.scale(time_err, 1.0 - alpha), ops.scale(freq_err, alpha))
 
 
-__all__ = ["fredf_loss"]
+def masked_loss(loss_fn, pred: Tensor, target: Tensor, mask) -> Tensor:
+    """``loss_fn`` over the rows with mask 1 only (pred, target (..., W); mask of shape
+    pred.shape[:-1], 0/1): inactive rows are zeroed in both and the mean is rescaled to the
+    active rows. Exact for losses that average a per-row term over rows (MSE, FreDF)."""
+    mask = np.asarray(mask, np.float32)
+    active = float(mask.sum())
+    if active == mask.size:
+        return loss_fn(pred, target)
+    if active == 0:
+        raise ValueError("masked_loss: no active row")
+    if mask.shape != pred.shape[:-1]:
+        raise ValueError(f"masked_loss: mask {mask.shape} != prediction rows {pred.shape[:-1]}")
+    full = Tensor.from_numpy(np.broadcast_to(mask[..., None], pred.shape), device=pred.device)
+    loss = loss_fn(ops.mul(pred, full), ops.mul(target, full))
+    return ops.scale(loss, mask.size / active)
+
+
+__all__ = ["fredf_loss", "masked_loss"]

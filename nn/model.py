@@ -13,6 +13,8 @@ from . import ops
 from .device import Device, get_device
 from .module import Module, build_module
 from .parameters import ParameterStore
+from .serialize import ModelFileError, load_state, read_model_file, save_model
+from .summary import format_table, memory_table
 from .tensor import Tensor, no_grad
 
 
@@ -120,33 +122,33 @@ class Model:
     def memory(self, batch: int | None = None, optimizer=None, input_shapes=None) -> list[dict]:
         """Rows per layer: parameters, gradient and optimizer bytes, and activation bytes
         measured by running one forward+backward at ``batch`` when ``input_shapes`` is given."""
-        from .summary import memory_table
-
         return memory_table(self, batch, optimizer, input_shapes)
 
     def summary(self, batch: int | None = None, optimizer=None, input_shapes=None) -> str:
         """The seed course's "space and memory" table, as text."""
-        from .summary import format_table
-
         return format_table(self, self.memory(batch, optimizer, input_shapes))
 
     def save(self, path, optimizer=None, extra: dict | None = None) -> None:
-        from .serialize import save_model
-
         save_model(self, path, optimizer, extra)
 
     @classmethod
     def load(cls, path, name: str | None = None, expect: dict | None = None) -> Model:
-        """Rebuild a saved model; ``expect`` (an architecture dict) must match if given."""
-        from .serialize import load_model
-
-        return load_model(path, name, expect)
+        """Rebuild a saved model; ``expect`` (an architecture dict) must match if given.
+        The file's contents (metadata, optimizer state) are kept in ``file_content``."""
+        content = read_model_file(path, expect)
+        model = cls(content["architecture"], name=name or content["name"])
+        try:
+            model.load_parameters(content["params"])
+            load_state(model, content["state"])
+        except ValueError as exc:
+            raise ModelFileError(
+                f"{path}: weights do not fit the stored architecture ({exc})") from None
+        model.file_content = content
+        return model
 
     def load_weights(self, path) -> dict:
         """Load a saved file's weights into this model (architectures must match); returns
         the file's contents (optimizer state, extra metadata) for the caller."""
-        from .serialize import load_state, read_model_file
-
         content = read_model_file(path, expect=self.describe())
         self.load_parameters(content["params"])
         load_state(self, content["state"])

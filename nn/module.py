@@ -108,6 +108,11 @@ def build_module(desc: dict) -> Module:
     return cls(**desc)
 
 
+def child_seed(seed: int, *index: int) -> int:
+    """A sub-layer's seed derived from its parent's ``seed`` and its position ``index``."""
+    return int(np.random.SeedSequence([seed, *index]).generate_state(1)[0] % 2**31)
+
+
 def uniform_init(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch's default for Linear/LSTM/Conv."""
     bound = 1.0 / np.sqrt(max(fan_in, 1))

@@ -95,21 +95,6 @@ def _arch_label(arch: dict) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
-def load_model(path, name: str | None = None, expect: dict | None = None):
-    from .model import Model
-
-    content = read_model_file(path, expect)
-    model = Model(content["architecture"], name=name or content["name"])
-    try:
-        model.load_parameters(content["params"])
-        load_state(model, content["state"])
-    except ValueError as exc:
-        raise ModelFileError(
-            f"{path}: weights do not fit the stored architecture ({exc})") from None
-    model.file_content = content
-    return model
-
-
 def load_state(model, state: dict) -> None:
     """Assign saved StateTensors (running statistics) by name; names and shapes must match."""
     own = dict(model.net.named_state())

@@ -17,6 +17,7 @@ import numpy as np
 import pyopencl as cl
 
 from .device import Device, get_device
+from .launch import accumulate
 
 _grad_enabled = True
 
@@ -30,10 +31,6 @@ def no_grad() -> Iterator[None]:
         yield
     finally:
         _grad_enabled = old
-
-
-def grad_enabled() -> bool:
-    return _grad_enabled
 
 
 class Tensor:
@@ -124,8 +121,6 @@ class Tensor:
         if seed.shape != self.shape:
             raise ValueError(f"backward: seed gradient shape {seed.shape} != {self.shape}")
         g = self.ensure_grad()
-        from .ops.elementwise import accumulate  # local import: ops depend on Tensor
-
         accumulate(g, self.device.to_device(seed), self.numel, self.device)
         for node in reversed(order):
             if node._backward is not None:

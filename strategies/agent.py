@@ -20,15 +20,16 @@ import numpy as np
 import pandas as pd
 
 from neurofx.collectors.trajectory import Trajectory
-from neurofx.data.features import HISTORY_BARS, state_windows
+from neurofx.data.features import state_windows
 from neurofx.errors import NeurofxError
+from neurofx.schema import HISTORY_BARS, actor_vector
 
 from .broker import BrokerConfig
 from .feeds import BarArrays
 from .netting import apply_action
 from .policies import Policy
 from .replay import ReplayResult, ReplayStrategy, run_replay
-from .state import account_record, actor_vector, step_rewards
+from .state import account_record, step_rewards
 
 ATR_COLUMN = 6  # atr14 in neurofx.data.FEATURE_NAMES
 

@@ -15,12 +15,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from neurofx import agents
 from neurofx.errors import NeurofxError
+from neurofx.nn.model import Model
+from neurofx.schema import N_ACTIONS
 
 from .broker import BrokerConfig
 from .feeds import BarArrays
-
-N_ACTIONS = 6
 
 
 @runtime_checkable
@@ -114,17 +115,15 @@ class RandomPolicy:
 
 def _load_or_build(role: str, spec, **overrides):
     """A Model from a file path, a registered architecture name, or a Model as is."""
-    from neurofx.nn import Model, agents
-
     if isinstance(spec, Model):
         return spec
     path = Path(str(spec))
     if path.suffix or path.exists():
         return Model.load(path, name=role)
-    if str(spec) not in getattr(agents, f"{role.upper()}S"):
+    if str(spec) not in agents.names(role):
         raise NeurofxError(
             f"--{role} {spec!r}: no such model file and no registered {role} of that name; "
-            f"give a model file or one of {', '.join(sorted(getattr(agents, role.upper() + 'S')))}"
+            f"give a model file or one of {', '.join(agents.names(role))}"
         )
     return agents.build(role, str(spec), model_name=role, **overrides)
 

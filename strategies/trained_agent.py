@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from neurofx.errors import NeurofxError
+from neurofx.schema import ACTOR_ACCOUNT_SIZE, N_ACTIONS, STATE_SIZE
+
+from .policies import NeuralPolicy
 
 MODEL_FILES = {"encoder": "encoder.npz", "actor": "actor.npz"}
 
@@ -58,22 +61,20 @@ def load_test_policy(paths: Mapping[str, Path], run: str, stochastic: bool) -> L
 
     The check is one forward pass on zeros; ``run_agent_pass`` resets the models afterwards.
     """
-    from neurofx.data import HISTORY_BARS, N_FEATURES
 
-    from .policies import N_ACTIONS, NeuralPolicy
 
     enc, act = paths["encoder"], paths["actor"]
     retrain = (f"retrain them with 'neurofx study encoder --run {run}' and "
                f"'neurofx study actor --run {run}'")
     policy = NeuralPolicy(encoder=enc, actor=act, stochastic=stochastic)
-    state = np.zeros((1, HISTORY_BARS * N_FEATURES), dtype=np.float32)
+    state = np.zeros((1, STATE_SIZE), dtype=np.float32)
     try:
         forecast = policy.encoder.predict(state)
     except (ValueError, NeurofxError) as exc:
         raise NeurofxError(f"{enc}: an encoder of another architecture (it does not take the "
                            f"{state.shape[1]}-value state: {exc}); {retrain}") from None
     try:
-        out = policy.actor.predict(np.zeros((1, 12), dtype=np.float32), forecast)
+        out = policy.actor.predict(np.zeros((1, ACTOR_ACCOUNT_SIZE), dtype=np.float32), forecast)
     except (ValueError, NeurofxError) as exc:
         raise NeurofxError(f"{act}: an actor of another architecture than {enc} (it does not "
                            f"take its {forecast.shape[-1]}-value forecast: {exc}); {retrain}"

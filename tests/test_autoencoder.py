@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neurofx.agents.autoencoder import RecurrentAutoencoder
 from neurofx.autoencoder import fifo_targets, run_autoencoder_study
 from neurofx.errors import NeurofxError
 from neurofx.nn import Model, build_module
-from neurofx.nn.autoencoder import RecurrentAutoencoder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gradcheck import check_module, exact32  # noqa: E402

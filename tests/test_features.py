@@ -8,8 +8,6 @@ import pytest
 
 from neurofx.data import load_bars
 from neurofx.data.features import (
-    HISTORY_BARS,
-    N_FEATURES,
     compute_features,
     first_decision_bar,
     first_valid_row,
@@ -17,6 +15,7 @@ from neurofx.data.features import (
     state_windows,
 )
 from neurofx.errors import NeurofxError
+from neurofx.schema import BAR_FEATURES, HISTORY_BARS
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +182,7 @@ def test_state_at_t_ignores_bar_t_and_later(bars, mode):
     changed = state_window(compute_features(past, mode), t)
     diff = np.flatnonzero(changed != base)
     assert diff.size and diff.min() == 0  # close-open of bar t-1 is value 0 of the state
-    moved = set(diff[diff < N_FEATURES])
+    moved = set(diff[diff < BAR_FEATURES])
     assert {0, 3, 4, 5, 6, 7, 8} <= moved  # every close-driven column of the newest bar
 
 

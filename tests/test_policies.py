@@ -4,9 +4,10 @@ numpy forward), Real-ORL actions, and pass seeds."""
 import numpy as np
 import pytest
 
+from neurofx import agents
 from neurofx.data import compute_features, load_bars
 from neurofx.errors import NeurofxError
-from neurofx.nn import Model, agents
+from neurofx.nn import Model
 from neurofx.strategies.agent import run_agent_pass
 from neurofx.strategies.feeds import BarArrays
 from neurofx.strategies.policies import (

@@ -35,8 +35,8 @@ def test_quickstart_defaults_to_reduced_tpm_models():
     assert actor.model_arg == ["actor.hidden=64", "actor.layers=2", "critic.hidden=64",
                                "critic.layers=2"]
     # the overrides are valid sizes of the registered builders
+    from neurofx import agents
     from neurofx.commands.study import parse_pairs
-    from neurofx.nn import agents
 
     for stage, parsed in (("encoder", encoder), ("actor", actor)):
         roles = ("encoder",) if stage == "encoder" else ("actor", "critic")

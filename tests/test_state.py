@@ -5,13 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from neurofx.schema import actor_vector, time_harmonics
 from neurofx.strategies.broker import BrokerConfig, ForexBroker
-from neurofx.strategies.state import (
-    account_record,
-    actor_vector,
-    step_rewards,
-    time_harmonics,
-)
+from neurofx.strategies.state import account_record, step_rewards
 
 T0 = 1_678_075_200  # 2023-03-06 04:00 (Unix s)
 

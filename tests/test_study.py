@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from study_fixtures import build_store, make_trajectory
 
+from neurofx import agents
 from neurofx.collectors.sampling import sample_start, sample_trajectory, trajectory_weights
 from neurofx.collectors.store import TrajectoryStore
 from neurofx.collectors.trajectory import Trajectory
 from neurofx.errors import NeurofxError
-from neurofx.nn import agents
 from neurofx.nn.optim import make_optimizer
 from neurofx.nn.tensor import Tensor
 from neurofx.study import files

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from study_fixtures import build_store
 
+from neurofx import agents
 from neurofx.cli import main
 from neurofx.collectors.store import TrajectoryStore
-from neurofx.nn import agents
 from neurofx.nn.optim import make_optimizer
 from neurofx.study import files
 

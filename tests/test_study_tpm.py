@@ -38,8 +38,9 @@ def test_tpm_is_the_default_model():
 
 
 def test_sequence_capability_of_the_registered_models():
-    from neurofx.nn import Model, agents
-    from neurofx.nn.autoencoder import RecurrentAutoencoder
+    from neurofx import agents
+    from neurofx.agents.autoencoder import RecurrentAutoencoder
+    from neurofx.nn import Model
 
     assert agents.build("encoder", "tpm", hidden=4, levels=[1]).supports_sequences
     assert Model(RecurrentAutoencoder(9, 2, 4, (4,), 2, (4,)), name="ae").supports_sequences

@@ -96,7 +96,8 @@ def test_report_files_and_summary(ma_run, capsys, tmp_path, small):
 
 
 def _tiny_models(folder, actor_forecast=216, encoder_inputs=1080):
-    from neurofx.nn import Model, agents
+    from neurofx import agents
+    from neurofx.nn import Model
 
     folder.mkdir(parents=True, exist_ok=True)
     enc = agents.describe("encoder", "baseline", hidden=8)

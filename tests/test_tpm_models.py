@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neurofx import agents
+from neurofx.agents.tpm import LOSSES, CrossAttentionAgent, TPMEncoder
 from neurofx.errors import NeurofxError
-from neurofx.nn import Model, Tensor, agents, build_module, no_grad
-from neurofx.nn.tpm_models import LOSSES, CrossAttentionAgent, TPMEncoder, masked_loss
+from neurofx.nn import Model, Tensor, build_module, no_grad
+from neurofx.nn.losses import masked_loss
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gradcheck import assert_close, check_module, exact32  # noqa: E402

@@ -133,7 +133,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from neurofx.collectors.store import TrajectoryStore
-    from neurofx.data.features import HISTORY_BARS
+    from neurofx.schema import HISTORY_BARS
     from neurofx.strategies import research
     from neurofx.strategies.agent import window_bounds
     from neurofx.strategies.feeds import BarArrays

@@ -1,9 +1,6 @@
 """Bar data: loaders, validation, the bundled EURUSD H1 set, seed features."""
 
 from neurofx.data.features import (
-    FEATURE_NAMES,
-    HISTORY_BARS,
-    N_FEATURES,
     compute_features,
     first_decision_bar,
     first_valid_row,
@@ -14,9 +11,6 @@ from neurofx.data.loaders import bundled_path, load_bars, parse_column_map
 from neurofx.data.validate import BarDataError
 
 __all__ = [
-    "FEATURE_NAMES",
-    "HISTORY_BARS",
-    "N_FEATURES",
     "BarDataError",
     "bundled_path",
     "compute_features",

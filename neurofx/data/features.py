@@ -12,13 +12,8 @@ import pandas as pd
 import ta
 
 from neurofx.errors import NeurofxError
+from neurofx.schema import BAR_FEATURES, HISTORY_BARS
 
-FEATURE_NAMES = (
-    "close_open", "high_open", "low_open", "tick_volume",
-    "rsi14", "cci14", "atr14", "macd_main", "macd_signal",
-)
-N_FEATURES = len(FEATURE_NAMES)  # BarDescr = 9
-HISTORY_BARS = 120  # HistoryBars: 120 x 9 = 1080 state values
 TICK_VOLUME_MODES = ("normalized", "raw")
 # Trailing window of the "normalized" tick volume: 120 H1 bars = one trading week (5 x 24), so
 # the median spans every session of the week, and a feed change is absorbed within half a week.
@@ -49,7 +44,7 @@ def compute_features(bars: pd.DataFrame, tick_volume: str = "normalized",
                   for k in ("open", "high", "low", "close"))
     tv = bars["tick_volume"].astype(np.float64).reset_index(drop=True)
     n = len(c)
-    out = np.full((n, N_FEATURES), np.nan, dtype=np.float64)
+    out = np.full((n, BAR_FEATURES), np.nan, dtype=np.float64)
     out[:, 0] = c - o
     out[:, 1] = h - o
     out[:, 2] = l - o

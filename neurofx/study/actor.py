@@ -28,19 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from neurofx.collectors.trajectory import N_REWARDS
+from neurofx import agents
 from neurofx.errors import NeurofxError
-from neurofx.nn import agents, ops
+from neurofx.nn import ops
 from neurofx.nn.model import Model
 from neurofx.nn.serialize import ModelFileError
 from neurofx.nn.tensor import Tensor, no_grad
+from neurofx.schema import FORECAST_SIZE, N_REWARDS, STATE_SIZE
 
 from . import files
 from .data import Batch, Dataset, validation_batches
 from .encoder import ENCODER_FILE, gather, gather_sequence, load_encoder
 from .loop import Part, Settings, Stage, build_optimizer, model_loss, set_loss, with_extras
 from .targets import (
-    FORECAST_SIZE,
     IMPROVE_DOWN,
     IMPROVE_UP,
     TargetScaler,
@@ -109,7 +109,7 @@ class ActorStage(Stage):
         """The encoder's output must be the 216-value forecast the actor and critic read."""
         snap = files.snapshot_state(self.encoder)
         with no_grad():
-            width = self.encoder.forward(np.zeros((1, 1080), np.float32)).shape[-1]
+            width = self.encoder.forward(np.zeros((1, STATE_SIZE), np.float32)).shape[-1]
         files.restore_state(self.encoder, snap)
         self.encoder.reset_state()
         if width != FORECAST_SIZE:

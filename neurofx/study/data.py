@@ -24,8 +24,9 @@ from neurofx.collectors.sampling import sample_start, sample_trajectory, traject
 from neurofx.collectors.store import TrajectoryStore
 from neurofx.collectors.trajectory import Trajectory
 from neurofx.errors import NeurofxError
+from neurofx.schema import FORECAST_BARS
 
-from .targets import N_FORECAST, clones
+from .targets import clones
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def make_batch(windows: list[Window]) -> Batch:
     return Batch(np.array([w.traj for w in windows], dtype=np.int64), index, mask)
 
 
-def min_steps(n_forecast: int = N_FORECAST) -> int:
+def min_steps(n_forecast: int = FORECAST_BARS) -> int:
     """Shortest trajectory :func:`sample_start` can draw from."""
     return n_forecast + 4
 
@@ -72,7 +73,7 @@ class WindowSampler:
     """Draws windows from trajectories ``ids`` (indices into ``trajs``) with ``rng``."""
 
     def __init__(self, trajs: list[Trajectory], ids: list[int], seq_len: int,
-                 rng: np.random.Generator, n_forecast: int = N_FORECAST):
+                 rng: np.random.Generator, n_forecast: int = FORECAST_BARS):
         self.trajs, self.ids, self.seq_len, self.rng = trajs, list(ids), seq_len, rng
         self.n_forecast = n_forecast
         self.weights = trajectory_weights([trajs[i].score for i in self.ids])
@@ -104,7 +105,7 @@ class Dataset:
 
 
 def load_dataset(store_path, val_share: float, seed: int,
-                 n_forecast: int = N_FORECAST) -> Dataset:
+                 n_forecast: int = FORECAST_BARS) -> Dataset:
     """Load every trajectory long enough to sample from, then split whole trajectories.
 
     The split is stratified by :func:`~neurofx.study.targets.clones` (profitable or not), so

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurofx.nn import agents
+from neurofx import agents
 from neurofx.nn.model import Model
 from neurofx.nn.serialize import ModelFileError
 from neurofx.nn.tensor import no_grad
+from neurofx.schema import FORECAST_BARS, FORECAST_SIZE
 
 from . import files
 from .data import Batch, Dataset, validation_batches
 from .loop import Part, Settings, Stage, build_optimizer, model_loss, set_loss, with_extras
-from .targets import FORECAST_SIZE, N_FORECAST, TargetScaler, encoder_targets
+from .targets import TargetScaler, encoder_targets
 
 ENCODER_FILE = "encoder.npz"
 ROLE = "encoder"
@@ -60,7 +61,7 @@ class EncoderStage(Stage):
         self.targets = [self.scaler.transform(encoder_targets(t.states)) for t in data.trajs]
         meta = {"role": ROLE, "model": settings.model, "overrides": overrides,
                 "optimizer": settings.optimizer, "target_scaler": self.scaler.to_dict(),
-                "n_forecast": N_FORECAST, "loss": self.loss_name}
+                "n_forecast": FORECAST_BARS, "loss": self.loss_name}
         self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta,
                                  self.scaler)}
         self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,

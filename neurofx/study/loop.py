@@ -115,9 +115,9 @@ def masked_mse(out: Tensor, target: np.ndarray, mask: np.ndarray) -> Tensor:
 
 
 def set_loss(model, role: str, name: str) -> str:
-    """Give ``model`` the training loss of its registry entry (``nn.tpm_models.LOSSES`` key
+    """Give ``model`` the training loss of its registry entry (``neurofx.agents.tpm.LOSSES`` key
     ``"<role>:<name>"``, e.g. FreDF for the TPM models); others keep MSE. Returns its label."""
-    from neurofx.nn.tpm_models import LOSSES
+    from neurofx.agents.tpm import LOSSES
 
     fn = LOSSES.get(f"{role}:{name}")
     if fn is not None:
@@ -141,7 +141,7 @@ def model_loss(model, out: Tensor, target: np.ndarray, mask: np.ndarray) -> Tens
     (:func:`masked_mse` for MSE, bit-identical to earlier runs; ``masked_loss`` otherwise)."""
     if model.loss_fn is ops.mse_loss:
         return masked_mse(out, target, mask)
-    from neurofx.nn.tpm_models import masked_loss
+    from neurofx.nn.losses import masked_loss
 
     tgt = Tensor.from_numpy(np.asarray(target, np.float32), device=out.device)
     return masked_loss(model.loss_fn, out, tgt, mask)

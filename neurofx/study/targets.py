@@ -22,22 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurofx.collectors.trajectory import BAR_DESCR, Trajectory
+from neurofx.collectors.trajectory import Trajectory
 from neurofx.errors import NeurofxError
-from neurofx.strategies.state import actor_vector
+from neurofx.schema import ACTOR_ACCOUNT_SIZE, BAR_FEATURES, FORECAST_BARS, actor_vector
 
-N_FORECAST = 24
-FORECAST_SIZE = N_FORECAST * BAR_DESCR  # 216
-ACCOUNT_INPUT_SIZE = 12
 SCALER_VERSION = 1
 # std floor relative to a column's root mean square (see TargetScaler.from_rows)
 STD_FLOOR = 1e-3
 IMPROVE_UP, IMPROVE_DOWN = 1.01, 0.99  # spec 5.3 step 5
 
 
-def encoder_targets(states: np.ndarray, n_forecast: int = N_FORECAST) -> np.ndarray:
+def encoder_targets(states: np.ndarray, n_forecast: int = FORECAST_BARS) -> np.ndarray:
     """Raw targets of steps ``0 .. T-1-n_forecast``: row i = ``states[i + n_forecast, :216]``."""
-    width = n_forecast * BAR_DESCR
+    width = n_forecast * BAR_FEATURES
     return np.asarray(states)[n_forecast:, :width]
 
 
@@ -74,7 +71,7 @@ class TargetScaler:
         """The encoder's scaler: statistics of each of the 9 features over the newest bar of
         every step of ``trajectories``. Every bar of a trajectory except the first 119 is the
         newest bar of some step, so this is the distribution the targets are drawn from."""
-        return cls.from_rows(np.concatenate([t.states[:, :BAR_DESCR] for t in trajectories]))
+        return cls.from_rows(np.concatenate([t.states[:, :BAR_FEATURES] for t in trajectories]))
 
     @classmethod
     def fit_rewards(cls, trajectories: list[Trajectory]) -> TargetScaler:
@@ -109,7 +106,7 @@ class TargetScaler:
         return {"version": SCALER_VERSION, "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_dict(cls, data, where: str, size: int = BAR_DESCR,
+    def from_dict(cls, data, where: str, size: int = BAR_FEATURES,
                   fix: str = "retrain the encoder with 'neurofx study encoder'",
                   field: str = "target_scaler") -> TargetScaler:
         """Inverse of :meth:`to_dict` for a scaler of ``size`` components; ``where`` names the
@@ -146,11 +143,11 @@ def improvement_targets(scores: np.ndarray, scaler: TargetScaler, up: float = IM
 
 def actor_inputs(accounts: np.ndarray) -> np.ndarray:
     """The actor's 12-value input of every step, float32 (T, 12): research's
-    :func:`~neurofx.strategies.state.actor_vector` (spec 2.3) with the previous step's record
+    :func:`~neurofx.schema.actor_vector` (spec 2.3) with the previous step's record
     (step 0: its own), so training sees exactly what the agent sees when it trades."""
     acc = np.asarray(accounts, dtype=np.float64)
     if len(acc) == 0:
-        return np.zeros((0, ACCOUNT_INPUT_SIZE), np.float32)
+        return np.zeros((0, ACTOR_ACCOUNT_SIZE), np.float32)
     return np.stack([actor_vector(acc[i], acc[i - 1] if i else None) for i in range(len(acc))])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..module import Dense, Module, register, uniform_init
+from ..module import Dense, Module, child_seed, register, uniform_init
 from ..ops.attention import attention, batch_transpose, layer_norm
 from ..tensor import Parameter, Tensor
 
@@ -20,9 +20,6 @@ def _tokens(x: Tensor, tokens: int, dim: int, who: str, what: str) -> Tensor:
     raise ValueError(f"{who}: {what} must be (B, {tokens}, {dim}) or (B, {tokens * dim}), "
                      f"got {x.shape}")
 
-
-def _child_seed(seed: int, *index: int) -> int:
-    return int(np.random.SeedSequence([seed, *index]).generate_state(1)[0] % 2**31)
 
 
 @register
@@ -121,7 +118,7 @@ class MultiHeadAttention(Module):
         self.weight_o = Parameter(uniform_init(rng, (out_dim, o_in), o_in), "weight", o_in)
         self.bias_o = Parameter(uniform_init(rng, (out_dim,), o_in), "bias", 1)
         self.kv = None if shared_kv else KVProjection(kv_dim, kv_heads, key_size, value_size,
-                                                      _child_seed(seed, 1))
+                                                      child_seed(seed, 1))
 
     def config(self) -> dict:
         return {"q_dim": self.q_dim, "heads": self.heads, "key_size": self.key_size,
@@ -166,10 +163,10 @@ class CrossAttentionLayer(Module):
                  ffn_activation: str, eps: float, seed: int):
         self.q_dim = q_dim
         self.attn = MultiHeadAttention(q_dim, heads, key_size, kv_heads, shared_kv=True,
-                                       seed=_child_seed(seed, 0))
+                                       seed=child_seed(seed, 0))
         self.norm1 = LayerNorm(q_dim, eps)
-        self.ffn1 = Dense(q_dim, ffn_dim, ffn_activation, seed=_child_seed(seed, 1))
-        self.ffn2 = Dense(ffn_dim, q_dim, seed=_child_seed(seed, 2))
+        self.ffn1 = Dense(q_dim, ffn_dim, ffn_activation, seed=child_seed(seed, 1))
+        self.ffn2 = Dense(ffn_dim, q_dim, seed=child_seed(seed, 2))
         self.norm2 = LayerNorm(q_dim, eps)
 
     def forward(self, h: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -226,10 +223,10 @@ class MLCrossAttentionMLKV(Module):
         self.ffn_activation, self.context_transposed = ffn_activation, context_transposed
         self.eps, self.seed = eps, seed
         n_kv = -(-layers // kv_step)
-        self.kv = [KVProjection(kv_dim, kv_heads, key_size, key_size, _child_seed(seed, 0, j))
+        self.kv = [KVProjection(kv_dim, kv_heads, key_size, key_size, child_seed(seed, 0, j))
                    for j in range(n_kv)]
         self.blocks = [CrossAttentionLayer(q_dim, heads, kv_heads, key_size, ffn_mult * q_dim,
-                                           ffn_activation, eps, _child_seed(seed, 1, i))
+                                           ffn_activation, eps, child_seed(seed, 1, i))
                        for i in range(layers)]
 
     def config(self) -> dict:

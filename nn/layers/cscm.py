@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import ops
-from ..module import Module, register
+from ..module import Module, child_seed, register
 from ..tensor import Tensor
 from .conv import Conv1D
-
-
-def _child_seed(seed: int, *index: int) -> int:
-    return int(np.random.SeedSequence([seed, 7, *index]).generate_state(1)[0] % 2**31)
 
 
 @register
@@ -46,7 +40,7 @@ class CSCM(Module):
 
         def conv(size_in, size_out, act, i):
             return Conv1D(size_in, size_in, size_out, n_vars=bars, independent=True,
-                          activation=act, seed=_child_seed(seed, i))
+                          activation=act, seed=child_seed(seed, 7, i))
 
         self.inp = conv(n_vars, n_vars, "sigmoid", 0)
         sizes = [n_vars, *levels]

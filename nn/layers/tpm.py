@@ -9,12 +9,11 @@ import numpy as np
 import pyopencl as cl
 
 from .. import ops
-from ..module import Module, register, uniform_init
-from ..ops._launch import i32, launch
+from ..launch import accumulate, i32, launch
+from ..module import Module, child_seed, register, uniform_init
 from ..ops.attention import batch_transpose
-from ..ops.elementwise import accumulate
 from ..tensor import Parameter, Tensor, make_output
-from .cscm import CSCM, _child_seed
+from .cscm import CSCM
 from .lstm import LSTM
 from .plr import PLR
 
@@ -143,14 +142,14 @@ class TPM(Module):
         self.bars, self.n_vars, self.hidden = bars, n_vars, hidden
         self.levels, self.min_step, self.seed = [int(k) for k in levels], min_step, seed
         n, h = bars * n_vars, hidden
-        rng = np.random.default_rng(_child_seed(seed, 100))
-        self.cscm = CSCM(bars, n_vars, self.levels, _child_seed(seed, 1))
+        rng = np.random.default_rng(child_seed(seed, 7, 100))
+        self.cscm = CSCM(bars, n_vars, self.levels, child_seed(seed, 7, 1))
         self.feat_attn = _Weights(rng, n, {"weight_x": n, "weight_h": h, "weight_c": h})
-        self.enc = LSTM(n, h, seed=_child_seed(seed, 2))
+        self.enc = LSTM(n, h, seed=child_seed(seed, 7, 2))
         self.plr = PLR(bars, n_vars, min_step, time_major=True)
         self.temp_attn = _Weights(rng, h, {"weight_enc": h, "weight_h": h, "weight_c": h})
         self.mix = _Weights(rng, h, {"weight_a": h, "weight_p": n})
-        self.dec = LSTM(h, h, seed=_child_seed(seed, 3))
+        self.dec = LSTM(h, h, seed=child_seed(seed, 7, 3))
         self._state: TPMState | None = None
 
     def config(self) -> dict:

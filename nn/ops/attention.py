@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
+from ..launch import f32, i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch
 
 FILE = "attention.cl"
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
+from ..launch import accumulate, f32, i32, launch, u32
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch, u32
 
 FILE = "elementwise.cl"
 ACTIVATIONS = {"none": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "leaky_relu": 4, "softplus": 5}
-
-
-def accumulate(dst_buf, src_buf, n: int, dev, alpha: float = 1.0) -> None:
-    """dst += alpha * src on the device (the backward building block)."""
-    launch(dev, FILE, "axpy_acc", n, src_buf, dst_buf, f32(alpha))
 
 
 def _check_same(a: Tensor, b: Tensor, op: str) -> None:

@@ -11,8 +11,8 @@ import pyopencl as cl
 
 from ..device import Device
 from ..gemm import get_gemm
+from ..launch import f32, i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch
 
 FILE = "forecast.cl"
 WG = 256  # must match forecast.cl

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..gemm import get_gemm
+from ..launch import i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import i32, launch
 from .elementwise import bias_add
 
 
@@ -21,7 +22,6 @@ def matmul(a: Tensor, b: Tensor, trans_a: bool = False, trans_b: bool = False) -
     if k != k2:
         raise ValueError(f"matmul: inner sizes differ ({m}x{k} @ {k2}x{n})")
     out = make_output((m, n), (a, b), "matmul")
-    from ..gemm import get_gemm  # noqa: PLC0415
 
     gemm = get_gemm(out.device)
     gemm.gemm(a.buf, b.buf, out.buf, m, n, k, trans_a=trans_a, trans_b=trans_b)

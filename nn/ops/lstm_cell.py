@@ -15,9 +15,8 @@ import numpy as np
 import pyopencl as cl
 
 from ..gemm import get_gemm
+from ..launch import accumulate, i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import i32, launch
-from .elementwise import accumulate
 
 FILE = "lstm.cl"
 

@@ -4,8 +4,8 @@ that the forward kernels update in place (no host round trip)."""
 
 from __future__ import annotations
 
+from ..launch import f32, i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch
 
 FILE = "norm.cl"
 

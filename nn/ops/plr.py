@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyopencl as cl
 
+from ..launch import f32, i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch
 
 FILE = "plr.cl"
 

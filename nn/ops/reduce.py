@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..launch import f32, i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch
 
 FILE = "reduce.cl"
 WG = 256  # must match reduce.cl

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..launch import i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import i32, launch
 
 
 def reshape(x: Tensor, shape) -> Tensor:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..launch import i32, launch
 from ..tensor import Tensor, make_output
-from ._launch import i32, launch
 
 
 def softmax(x: Tensor, heads: int = 1) -> Tensor:

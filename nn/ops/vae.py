@@ -6,8 +6,8 @@ counter-based RNG: the same (seed, counter) gives the same eps.
 
 from __future__ import annotations
 
+from ..launch import f32, i32, launch, u32
 from ..tensor import Tensor, make_output
-from ._launch import f32, i32, launch, u32
 
 FILE = "vae.cl"
 WG = 256  # must match vae.cl

@@ -3,11 +3,10 @@ few bars and a dense decoder that must rebuild a longer history it no longer see
 
 from __future__ import annotations
 
-from . import ops
-from .layers import LSTM, BatchNorm, VAEHead
-from .layers.cscm import _child_seed
-from .module import Dense, Module, register
-from .tensor import Tensor
+from neurofx.nn import ops
+from neurofx.nn.layers import LSTM, BatchNorm, VAEHead
+from neurofx.nn.module import Dense, Module, child_seed, register
+from neurofx.nn.tensor import Tensor
 
 
 @register
@@ -54,14 +53,14 @@ class RecurrentAutoencoder(Module):
         n_in = n_vars * bars_in
         self.norm = BatchNorm(n_in, mode="running", eps=norm_eps, window=norm_window)
         sizes = [n_in, *lstm]
-        self.lstm = [LSTM(sizes[i], sizes[i + 1], seed=_child_seed(seed, 31, i))
+        self.lstm = [LSTM(sizes[i], sizes[i + 1], seed=child_seed(seed, 7, 31, i))
                      for i in range(len(lstm))]
-        self.to_latent = Dense(lstm[-1], 2 * latent, seed=_child_seed(seed, 35))
-        self.vae = VAEHead(latent, kld_mult, seed=_child_seed(seed, 32))
+        self.to_latent = Dense(lstm[-1], 2 * latent, seed=child_seed(seed, 7, 35))
+        self.vae = VAEHead(latent, kld_mult, seed=child_seed(seed, 7, 32))
         dims = [latent, *decoder]
-        self.decoder = [Dense(dims[i], dims[i + 1], "tanh", seed=_child_seed(seed, 33, i))
+        self.decoder = [Dense(dims[i], dims[i + 1], "tanh", seed=child_seed(seed, 7, 33, i))
                         for i in range(len(decoder))]
-        self.out = Dense(dims[-1], n_vars * bars_out, out_activation, seed=_child_seed(seed, 34))
+        self.out = Dense(dims[-1], n_vars * bars_out, out_activation, seed=child_seed(seed, 7, 34))
         self.last_normalised: Tensor | None = None
 
     def config(self) -> dict:

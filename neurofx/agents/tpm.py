@@ -1,5 +1,5 @@
 """The seed's TPM agent (spec 1.3-1.6): encoder, actor and critic, registered in
-:mod:`neurofx.nn.agents` as ``"tpm"`` (importing this module registers them).
+:mod:`neurofx.agents.registry` as ``"tpm"`` (importing this module registers them).
 
 * encoder: running BatchNorm -> TPM -> dense LReLU -> dense sigmoid -> dense tanh (24 x 9)
   [-> RevIN de-normalisation with the BatchNorm's statistics, ``revin=True``].
@@ -16,27 +16,28 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
-
 from neurofx.errors import NeurofxError
+from neurofx.nn import ops
+from neurofx.nn.layers import BatchNorm, MLCrossAttentionMLKV, RevIN, VAEHead
+from neurofx.nn.layers.tpm import TPM
+from neurofx.nn.losses import fredf_loss
+from neurofx.nn.module import Dense, Module, child_seed
+from neurofx.nn.module import register as register_layer
+from neurofx.nn.tensor import Tensor
+from neurofx.schema import (
+    ACTOR_ACCOUNT_SIZE,
+    BAR_FEATURES,
+    FORECAST_BARS,
+    HISTORY_BARS,
+    N_ACTIONS,
+    N_REWARDS,
+)
 
-from . import ops
-from .agents import ACCOUNT_SIZE, N_ACTIONS, N_REWARDS, register
-from .layers import BatchNorm, MLCrossAttentionMLKV, RevIN, VAEHead
-from .layers.cscm import _child_seed
-from .layers.tpm import TPM
-from .losses import fredf_loss
-from .module import Dense, Module
-from .module import register as register_layer
-from .tensor import Tensor
+from .registry import register
 
-BAR_DESCR = 9
-HISTORY_BARS = 120
-N_FORECAST = 24
 # The normaliser's eps: price differences, ATR and MACD of EURUSD H1 have variances of 7e-8 to
 # 1.3e-6, so the engine's default 1e-5 would squash them; the seed divides by sqrt(var) alone.
 NORM_EPS = 1e-10
-
 
 @register_layer
 class TPMEncoder(Module):
@@ -57,8 +58,8 @@ class TPMEncoder(Module):
 
     sequence_input = True  # Model.supports_sequences: forward takes (T, B, N) with full BPTT
 
-    def __init__(self, bars: int = HISTORY_BARS, n_vars: int = BAR_DESCR, hidden: int = 256,
-                 horizon: int = N_FORECAST, levels: list[int] | tuple = (6, 5, 4, 1),
+    def __init__(self, bars: int = HISTORY_BARS, n_vars: int = BAR_FEATURES, hidden: int = 256,
+                 horizon: int = FORECAST_BARS, levels: list[int] | tuple = (6, 5, 4, 1),
                  min_step: float = 0.2, norm_window: int = 10000, norm_eps: float = NORM_EPS,
                  revin: bool = False, seed: int = 0):
         n = bars * n_vars
@@ -67,11 +68,11 @@ class TPMEncoder(Module):
         self.min_step, self.norm_window, self.norm_eps = min_step, norm_window, norm_eps
         self.use_revin, self.seed = revin, seed
         self.norm = BatchNorm(n, mode="running", eps=norm_eps, window=norm_window)
-        self.tpm = TPM(bars, n_vars, hidden, self.levels, min_step, _child_seed(seed, 11))
+        self.tpm = TPM(bars, n_vars, hidden, self.levels, min_step, child_seed(seed, 7, 11))
         out = horizon * n_vars
-        self.head = [Dense(hidden, hidden, "leaky_relu", seed=_child_seed(seed, 12)),
-                     Dense(hidden, hidden, "sigmoid", seed=_child_seed(seed, 13)),
-                     Dense(hidden, out, "tanh", seed=_child_seed(seed, 14))]
+        self.head = [Dense(hidden, hidden, "leaky_relu", seed=child_seed(seed, 7, 12)),
+                     Dense(hidden, hidden, "sigmoid", seed=child_seed(seed, 7, 13)),
+                     Dense(hidden, out, "tanh", seed=child_seed(seed, 7, 14))]
         self.revin = RevIN(out, n).bind(self.norm) if revin else None
 
     def config(self) -> dict:
@@ -94,7 +95,6 @@ class TPMEncoder(Module):
                             shape)
         return y
 
-
 @register_layer
 class CrossAttentionAgent(Module):
     """forward(x, context): x (B, n_in), context (B, kv_tokens*kv_dim) -> (B, n_out).
@@ -105,8 +105,8 @@ class CrossAttentionAgent(Module):
     :class:`VAEHead` sampling n_out values.
     """
 
-    def __init__(self, n_in: int, n_out: int, q_dim: int = 32, kv_dim: int = N_FORECAST,
-                 kv_tokens: int = BAR_DESCR, heads: int = 8, kv_heads: int = 4,
+    def __init__(self, n_in: int, n_out: int, q_dim: int = 32, kv_dim: int = FORECAST_BARS,
+                 kv_tokens: int = BAR_FEATURES, heads: int = 8, kv_heads: int = 4,
                  key_size: int = 32, layers: int = 9, kv_step: int = 1, hidden: int = 256,
                  depth: int = 2, vae: bool = False, kld_mult: float = 1e-3,
                  context_transposed: bool = True, seed: int = 0):
@@ -115,15 +115,15 @@ class CrossAttentionAgent(Module):
         self.heads, self.kv_heads, self.key_size, self.n_layers = heads, kv_heads, key_size, layers
         self.kv_step, self.hidden, self.depth, self.use_vae = kv_step, hidden, depth, vae
         self.kld_mult, self.context_transposed, self.seed = kld_mult, context_transposed, seed
-        self.embed = Dense(n_in, q_dim, "sigmoid", seed=_child_seed(seed, 21))
+        self.embed = Dense(n_in, q_dim, "sigmoid", seed=child_seed(seed, 7, 21))
         self.cross = MLCrossAttentionMLKV(q_dim, kv_dim, 1, kv_tokens, heads, kv_heads, key_size,
                                           layers, kv_step, context_transposed=context_transposed,
-                                          seed=_child_seed(seed, 22))
+                                          seed=child_seed(seed, 7, 22))
         sizes = [q_dim] + [hidden] * depth
-        self.body = [Dense(sizes[i], sizes[i + 1], "sigmoid", seed=_child_seed(seed, 23, i))
+        self.body = [Dense(sizes[i], sizes[i + 1], "sigmoid", seed=child_seed(seed, 7, 23, i))
                      for i in range(depth)]
-        self.out = Dense(sizes[-1], 2 * n_out if vae else n_out, seed=_child_seed(seed, 24))
-        self.vae = VAEHead(n_out, kld_mult, seed=_child_seed(seed, 25)) if vae else None
+        self.out = Dense(sizes[-1], 2 * n_out if vae else n_out, seed=child_seed(seed, 7, 24))
+        self.vae = VAEHead(n_out, kld_mult, seed=child_seed(seed, 7, 25)) if vae else None
 
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "q_dim": self.q_dim,
@@ -143,7 +143,6 @@ class CrossAttentionAgent(Module):
         y = self.out(y)
         return self.vae(y) if self.vae is not None else y
 
-
 def _check(role: str, **sizes) -> None:
     bad = {k: v for k, v in sizes.items() if not isinstance(v, int) or v < 1}
     if bad:
@@ -154,10 +153,9 @@ def _check(role: str, **sizes) -> None:
         raise NeurofxError(f"{role} model 'tpm': kv_heads={sizes['kv_heads']} must divide "
                            f"heads={sizes['heads']}")
 
-
 @register("encoder", "tpm")
-def tpm_encoder(bars: int = HISTORY_BARS, n_vars: int = BAR_DESCR, hidden: int = 256,
-                horizon: int = N_FORECAST, levels: tuple | list = (6, 5, 4, 1),
+def tpm_encoder(bars: int = HISTORY_BARS, n_vars: int = BAR_FEATURES, hidden: int = 256,
+                horizon: int = FORECAST_BARS, levels: tuple | list = (6, 5, 4, 1),
                 min_step: float = 0.2, norm_window: int = 10000, norm_eps: float = NORM_EPS,
                 revin: bool = False, seed: int = 1) -> dict:
     """The seed's encoder "Enc" (spec 1.3): 1080 -> 216 forecast (standardised units; the
@@ -170,7 +168,6 @@ def tpm_encoder(bars: int = HISTORY_BARS, n_vars: int = BAR_DESCR, hidden: int =
             "horizon": horizon, "levels": list(levels), "min_step": min_step,
             "norm_window": norm_window, "norm_eps": norm_eps, "revin": revin, "seed": seed}
 
-
 def _agent(role, n_in, n_out, vae, depth, seed, q_dim, kv_dim, kv_tokens, heads, kv_heads,
            key_size, layers, kv_step, hidden, kld_mult, context_transposed) -> dict:
     _check(role, q_dim=q_dim, kv_dim=kv_dim, kv_tokens=kv_tokens, heads=heads,
@@ -182,20 +179,18 @@ def _agent(role, n_in, n_out, vae, depth, seed, q_dim, kv_dim, kv_tokens, heads,
             "depth": depth, "vae": vae, "kld_mult": kld_mult,
             "context_transposed": context_transposed, "seed": seed}
 
-
 @register("actor", "tpm")
-def tpm_actor(embedding: int = 32, horizon: int = N_FORECAST, n_vars: int = BAR_DESCR,
+def tpm_actor(embedding: int = 32, horizon: int = FORECAST_BARS, n_vars: int = BAR_FEATURES,
               heads: int = 8, kv_heads: int = 4, key_size: int = 32, layers: int = 9,
               kv_step: int = 1, hidden: int = 256, depth: int = 2, kld_mult: float = 1e-3,
               context_transposed: bool = True, seed: int = 11) -> dict:
     """The seed's actor (spec 1.5): (account 12, forecast 216) -> 6 actions (VAE head)."""
-    return _agent("actor", ACCOUNT_SIZE, N_ACTIONS, True, depth, seed, embedding, horizon,
+    return _agent("actor", ACTOR_ACCOUNT_SIZE, N_ACTIONS, True, depth, seed, embedding, horizon,
                   n_vars, heads, kv_heads, key_size, layers, kv_step, hidden, kld_mult,
                   context_transposed)
 
-
 @register("critic", "tpm")
-def tpm_critic(embedding: int = 32, horizon: int = N_FORECAST, n_vars: int = BAR_DESCR,
+def tpm_critic(embedding: int = 32, horizon: int = FORECAST_BARS, n_vars: int = BAR_FEATURES,
                heads: int = 8, kv_heads: int = 4, key_size: int = 32, layers: int = 9,
                kv_step: int = 1, hidden: int = 256, depth: int = 3,
                context_transposed: bool = True, seed: int = 21) -> dict:
@@ -204,33 +199,14 @@ def tpm_critic(embedding: int = 32, horizon: int = N_FORECAST, n_vars: int = BAR
                   n_vars, heads, kv_heads, key_size, layers, kv_step, hidden, 0.0,
                   context_transposed)
 
-
 # FreDF with alpha 0.7 (spec 1.4-1.6): over the 24-bar forecast per feature for the encoder;
 # with a single step (count 1) it is 0.3 MSE + 0.7 MAE for the actor and critic.
 LOSSES = {
-    "encoder:tpm": partial(fredf_loss, n_vars=BAR_DESCR, horizon=N_FORECAST, alpha=0.7,
+    "encoder:tpm": partial(fredf_loss, n_vars=BAR_FEATURES, horizon=FORECAST_BARS, alpha=0.7,
                            time_major=True),
     "actor:tpm": partial(fredf_loss, n_vars=N_ACTIONS, horizon=1, alpha=0.7),
     "critic:tpm": partial(fredf_loss, n_vars=N_REWARDS, horizon=1, alpha=0.7),
 }
 
-
-def masked_loss(loss_fn, pred: Tensor, target: Tensor, mask) -> Tensor:
-    """``loss_fn`` over the rows with mask 1 only (pred, target (..., W); mask of shape
-    pred.shape[:-1], 0/1): inactive rows are zeroed in both and the mean is rescaled to the
-    active rows. Exact for losses that average a per-row term over rows (MSE, FreDF)."""
-    mask = np.asarray(mask, np.float32)
-    active = float(mask.sum())
-    if active == mask.size:
-        return loss_fn(pred, target)
-    if active == 0:
-        raise ValueError("masked_loss: no active row")
-    if mask.shape != pred.shape[:-1]:
-        raise ValueError(f"masked_loss: mask {mask.shape} != prediction rows {pred.shape[:-1]}")
-    full = Tensor.from_numpy(np.broadcast_to(mask[..., None], pred.shape), device=pred.device)
-    loss = loss_fn(ops.mul(pred, full), ops.mul(target, full))
-    return ops.scale(loss, mask.size / active)
-
-
-__all__ = ["LOSSES", "NORM_EPS", "CrossAttentionAgent", "TPMEncoder", "masked_loss", "tpm_actor",
+__all__ = ["LOSSES", "NORM_EPS", "CrossAttentionAgent", "TPMEncoder", "tpm_actor",
            "tpm_critic", "tpm_encoder"]
