@@ -58,6 +58,24 @@ class BrokerConfig:
             raise NeurofxError("broker config: max_lot must be >= min_lot")
 
 
+def spread_price(spread_points: float, config: BrokerConfig) -> float:
+    """A bar's spread in price units: its own spread, at least ``min_spread_points``."""
+    return round(max(float(spread_points), config.min_spread_points) * config.point,
+                 config.digits)
+
+
+def quote(bid: float, spread: float, config: BrokerConfig) -> tuple[float, float]:
+    """(bid, ask) of a bid price and a spread in price units (:func:`spread_price`): the one
+    quote rule of the broker, ask = bid + spread, both on the symbol's digits."""
+    bid = round(float(bid), config.digits)
+    return bid, round(bid + spread, config.digits)
+
+
+def discounted_profit(profit_usd: float, held_s: float) -> float:
+    """Seed spec 2.2's discount of one position: profit - held seconds / 36000 * |profit|."""
+    return profit_usd - held_s / 36000.0 * abs(profit_usd)
+
+
 @dataclass
 class Position:
     """An open position (MT5 hedging style). ``tp``/``sl`` are prices or ``None``."""
@@ -120,8 +138,7 @@ class ForexBroker:
             raise RuntimeError(f"bar time {time_s} does not increase (last {self.time_s})")
         cfg = self.config
         self.time_s = int(time_s)
-        self.spread = round(max(float(spread_points), cfg.min_spread_points) * cfg.point,
-                            cfg.digits)
+        self.spread = spread_price(spread_points, cfg)
         self._set_quote(open_bid)
         self._in_bar = True
         for pos in list(self.positions):
@@ -223,11 +240,8 @@ class ForexBroker:
     def position_discount(self, now_s: int | None = None) -> float:
         """Seed spec 2.2: sum over positions of profit - hold_seconds/36000 * |profit|."""
         now = self.time_s if now_s is None else now_s
-        total = 0.0
-        for p in self.positions:
-            pr = self.position_profit(p)
-            total += pr - (now - p.entry_time) / 36000.0 * abs(pr)
-        return total
+        return sum(discounted_profit(self.position_profit(p), now - p.entry_time)
+                   for p in self.positions)
 
     def account_values(self) -> tuple[float, ...]:
         """The figures of :data:`ACCOUNT_FIELDS`, in that order, at the current quote."""
@@ -238,7 +252,7 @@ class ForexBroker:
         for p in self.positions:
             pr = self.position_profit(p)
             margin += self.position_margin(p)
-            disc += pr - (self.time_s - p.entry_time) / 36000.0 * abs(pr)
+            disc += discounted_profit(pr, self.time_s - p.entry_time)
             if p.side == BUY:
                 buy_lots += p.lots
                 buy_pr += pr
@@ -255,9 +269,7 @@ class ForexBroker:
 
     # ----------------------------------------------------------------- internals
     def _set_quote(self, bid: float) -> None:
-        d = self.config.digits
-        self.bid = round(float(bid), d)
-        self.ask = round(self.bid + self.spread, d)
+        self.bid, self.ask = quote(bid, self.spread, self.config)
 
     def _need_quote(self) -> None:
         if self.time_s is None:

@@ -16,11 +16,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from neurofx import agents
+from neurofx.collectors.realorl import realorl_actions
 from neurofx.errors import NeurofxError
 from neurofx.nn.model import Model
 from neurofx.schema import N_ACTIONS
 
-from .broker import BrokerConfig
+from .broker import BrokerConfig, quote, spread_price
 from .feeds import BarArrays
 
 
@@ -202,20 +203,16 @@ class RealORLPolicy:
 
 
 def open_quotes(bars: BarArrays, config: BrokerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Bid and ask at every bar open exactly as :meth:`ForexBroker.open_bar` quotes them."""
-    d = config.digits
-    spread = np.array([round(max(float(s), config.min_spread_points) * config.point, d)
-                       for s in bars.spread_points])
-    bid = np.array([round(float(x), d) for x in bars.open])
-    ask = np.array([round(b + s, d) for b, s in zip(bid, spread, strict=True)])
-    return bid, ask
+    """Bid and ask at every bar open, by the broker's own :func:`quote` rule."""
+    quotes = [quote(b, spread_price(s, config), config)
+              for b, s in zip(bars.open, bars.spread_points, strict=True)]
+    bid, ask = np.array(quotes, dtype=np.float64).reshape(-1, 2).T
+    return bid.copy(), ask.copy()
 
 
 def realorl_policy(deals, bars: BarArrays, config: BrokerConfig | None = None,
                    source: str = "") -> RealORLPolicy:
     """Real-ORL actions of ``deals`` (``HistDeal`` list) on the bars of a pass."""
-    from neurofx.collectors.realorl import realorl_actions
-
     config = config or BrokerConfig()
     bid, ask = open_quotes(bars, config)
     actions = realorl_actions(deals, bars.time_s, bid, ask, point=config.point)

@@ -1,13 +1,14 @@
 """Configuration: defaults < TOML file < --set < CLI flags, checked values, and the snapshot
 of the resolved values in the run folder (through ``neurofx.cli.main``)."""
 
+import dataclasses
 import json
 import os
 
 import pytest
 
 from neurofx.cli import main
-from neurofx.config import DEFAULTS, ConfigError, apply_flags, load_config
+from neurofx.config import DEFAULTS, ConfigError, load_config
 from neurofx.reports.io import read_deals_csv
 from neurofx.strategies.broker import BrokerConfig
 from neurofx.strategies.policies import pass_seed
@@ -32,25 +33,49 @@ def test_layers_in_order(tmp_path):
     toml = _toml(tmp_path / "c.toml", "[test]\npasses = 3\nseed = 4\nagent = 'ma-cross'\n"
                  "[research]\nmin_profit = -5\ndeals = ['a.csv']\n")
     cfg = load_config(toml, ["test.seed=9", "test.ma_lots=1"])
-    t = cfg["test"]
-    assert (t["passes"], t["seed"], t["agent"], t["start"]) == (3, 9, "ma-cross", "2024-01-01")
-    assert t["ma_lots"] == 1.0 and type(t["ma_lots"]) is float  # an integer where USD go
-    r = cfg["research"]
-    assert r["min_profit"] == -5.0 and type(r["min_profit"]) is float
-    assert r["deals"] == ["a.csv"] and r["jobs"] == 0 and r["min_profit"] != "auto"
-    # flags: None means "not given" and keeps the configured value
-    apply_flags(cfg, "test", {"seed": ("--seed", None), "passes": ("--passes", 7),
-                              "agent": ("--agent", "neural")})
-    assert (t["passes"], t["seed"], t["agent"]) == (7, 9, "neural")
+    t = cfg.test
+    assert (t.passes, t.seed, t.agent, t.start) == (3, 9, "ma-cross", "2024-01-01")
+    assert t.ma_lots == 1.0 and type(t.ma_lots) is float  # an integer where USD go
+    r = cfg.research
+    assert r.min_profit == -5.0 and type(r.min_profit) is float
+    assert r.deals == ["a.csv"] and r.jobs == 0 and r.min_profit != "auto"
+    # flags: None means "not given" and keeps the configured value; flags win over --set
+    t = load_config(toml, ["test.seed=9", "test.passes=5"], {"test": {
+        "seed": ("--seed", None), "passes": ("--passes", 7), "agent": ("--agent", "neural")}}).test
+    assert (t.passes, t.seed, t.agent) == (7, 9, "neural")
     assert DEFAULTS["test"]["passes"] == 0 and DEFAULTS["research"]["deals"] == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.test.passes = 1
+
+
+def test_sections_are_the_typed_settings_and_the_broker_reads_its_own(tmp_path):
+    toml = _toml(tmp_path / "c.toml", "[broker]\ndeposit_usd = 5000\nleverage = 30\n"
+                 "[data]\nsymbol = 'GBPUSD'\n[study]\nlr = 1e-3\nmodel = 'baseline'\n"
+                 "opt_args = {weight_decay = 0.1}\n")
+    cfg = load_config(toml, ["broker.commission_usd_per_lot_side=0"])
+    # old key names (deposit_usd, data.symbol) are accepted for the broker's own field names
+    assert cfg.broker == BrokerConfig(symbol="GBPUSD", initial_deposit_usd=5000.0,
+                                      leverage=30.0, commission_usd_per_lot_side=0.0)
+    assert (cfg.study.lr, cfg.study.model, cfg.study.opt_args) == (
+        1e-3, "baseline", {"weight_decay": 0.1})
+    assert cfg.to_dict()["broker"]["initial_deposit_usd"] == 5000.0
+
+
+def test_names_of_optimizers_and_models_are_checked_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--set study.optimizer=adamm: study.optimizer must "
+                       r"be an optimizer name, one of sgd, .*adam-mini, got 'adamm'$"):
+        load_config(None, ["study.optimizer=adamm"])
+    with pytest.raises(ConfigError, match=r"^--model 'mlp': must be a registered agent model, "
+                       r"one of baseline, tpm$"):
+        load_config(None, [], {"study": {"model": ("--model", "mlp")}})
+    assert load_config(None, ["study.optimizer=Adam_Mini"]).study.optimizer == "Adam_Mini"
 
 
 def test_bad_values_are_one_line_errors(tmp_path):
     def err(text="", sets=(), flags=None):
         path = _toml(tmp_path / "bad.toml", text) if text else None
         with pytest.raises(ConfigError) as exc:
-            cfg = load_config(path, list(sets))
-            apply_flags(cfg, *flags)
+            load_config(path, list(sets), dict([flags]) if flags else None)
         assert "\n" not in str(exc.value)
         return str(exc.value)
 

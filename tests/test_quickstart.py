@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from neurofx.cli import build_parser
+from neurofx.commands import build_parser
 from neurofx.commands.quickstart import steps
 
 

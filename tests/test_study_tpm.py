@@ -14,7 +14,8 @@ from study_fixtures import build_store
 
 from neurofx.atomic import is_temp_name
 from neurofx.autoencoder import json_safe
-from neurofx.cli import build_parser, main
+from neurofx.cli import main
+from neurofx.commands import build_parser
 from neurofx.study.data import load_dataset
 from neurofx.study.encoder import EncoderStage, forecast_mse, gather, load_encoder
 from neurofx.study.loop import Settings, TrainingInterrupted, run_stage

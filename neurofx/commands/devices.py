@@ -3,6 +3,7 @@
 import os
 
 from neurofx.errors import NeurofxError
+from neurofx.nn.device import ENV_VAR, list_devices, resolve_device
 
 
 def add_arguments(parser):
@@ -11,8 +12,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    from neurofx.nn.device import ENV_VAR, list_devices, resolve_device
-
     devices = list_devices()
     if not devices:
         raise NeurofxError(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import shlex
 import time
 
+from neurofx import commands
+
 # model -> size -> (passes, encoder iterations, actor iterations): a few minutes on 2 cores
 SIZES = {"tpm": {"small": (16, 60, 60), "tiny": (8, 5, 5)},
          "baseline": {"small": (16, 150, 150), "tiny": (8, 20, 20)}}
@@ -66,8 +68,6 @@ def steps(args) -> list[list[str]]:
 
 
 def run(args):
-    from neurofx.cli import main
-
     t0 = time.perf_counter()
     reduced = [x for v in REDUCED[args.model].values() for x in v]
     if reduced:
@@ -76,7 +76,7 @@ def run(args):
               f"(see README)", flush=True)
     for argv in steps(args):
         print(f"\n$ neurofx {shlex.join(argv)}", flush=True)
-        rc = main(argv)
+        rc = commands.main(argv)
         if rc:
             return rc
     print(f"\nquickstart done in {time.perf_counter() - t0:.0f} s; open "

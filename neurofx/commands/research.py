@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.resources
-import os
 import shlex
 import sys
-from pathlib import Path
 
-from neurofx.config import add_config_arguments
-from neurofx.errors import NeurofxError
+from tqdm import tqdm
 
-EXAMPLE_DEALS = "example_deals_ma_cross.csv"
+from neurofx.config import Config, add_config_arguments, load_config
+from neurofx.pipeline import research
 
 
 def add_arguments(parser) -> None:
@@ -46,9 +43,13 @@ def add_arguments(parser) -> None:
                         help="trajectories a NEW store holds (research.capacity, default 500, "
                              "the seed's buffer)")
     parser.add_argument("--deals", nargs="+", metavar="FILE", default=None,
-                        help="real-orl: deal histories (MQL5 Signals CSV, MT5 deals export or "
-                             "neurofx deals.csv), one pass each (research.deals; default: the "
-                             "bundled rule-based example, not a real signal)")
+                        help="real-orl: deal histories (MQL5 Signals CSV, MT5 Trade History "
+                             "Report .xlsx/.html, MT5 deals CSV or neurofx deals.csv), one pass "
+                             "each (research.deals; default: the bundled rule-based example, "
+                             "not a real signal)")
+    parser.add_argument("--deals-shift-hours", type=float, default=None, metavar="H",
+                        help="real-orl: hours added to the deal times, from the broker's server "
+                             "time to the bars' clock (research.deals_shift_hours, default 0)")
     parser.add_argument("--encoder", default=None, metavar="PATH|NAME",
                         help="neural: encoder model file or registered architecture "
                              "(random weights) (research.encoder, default: tpm; or baseline)")
@@ -65,136 +66,51 @@ def add_arguments(parser) -> None:
 FLAGS = {"store": "--store", "policy": "--policy", "passes": "--passes", "jobs": "--jobs",
          "seed": "--seed", "start": "--start", "end": "--end", "min_profit": "--min-profit",
          "capacity": "--capacity", "deals": "--deals", "encoder": "--encoder",
-         "actor": "--actor", "explore": "--no-explore"}
+         "actor": "--actor", "explore": "--no-explore",
+         "deals_shift_hours": "--deals-shift-hours"}
 
 
-def resolve_settings(args) -> dict:
+def resolve_settings(args) -> Config:
     """The resolved configuration: defaults < --config < --set < the flags given."""
-    from neurofx.config import apply_flags, load_config
-
-    cfg = load_config(args.config, args.set)
-    apply_flags(cfg, "research", {k: (flag, getattr(args, k)) for k, flag in FLAGS.items()})
-    return cfg
+    return load_config(args.config, args.set, {"research": {
+        k: (flag, getattr(args, k)) for k, flag in FLAGS.items()}})
 
 
-def resolve_automatic(r: dict) -> dict:
-    """Replace ``min_profit = "auto"`` (the seed's value for the policy) and ``jobs = 0``
-    (the CPU count) in the ``[research]`` settings ``r`` by the values a run uses."""
-    from neurofx.strategies.research import MIN_PROFIT
+class PassBar:
+    """The progress bar of a research run (off when stderr is not a terminal)."""
 
-    if r["min_profit"] == "auto":
-        r["min_profit"] = MIN_PROFIT[r["policy"]]
-    if r["jobs"] == 0:
-        r["jobs"] = os.cpu_count() or 1
-    return r
+    def __init__(self):
+        self.bar = None
 
+    def start(self, passes: int) -> None:
+        self.bar = tqdm(total=passes, unit="pass", desc="research", disable=None,
+                        file=sys.stderr)
 
-def _store_path(cfg) -> Path:
-    store = cfg["research"]["store"]
-    return Path(store) if store else Path(cfg["runs"]["root"]) / "trajectories"
+    def update(self, spec, traj, added, summary) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(kept=summary.kept, profit=f"{traj.profit:.0f}")
 
-
-def _broker_config(cfg):
-    from neurofx.strategies.broker import BrokerConfig
-
-    b = cfg["broker"]
-    return BrokerConfig(
-        symbol=cfg["data"]["symbol"], initial_deposit_usd=b["deposit_usd"],
-        leverage=b["leverage"], min_spread_points=b["min_spread_points"],
-        commission_usd_per_lot_side=b["commission_per_lot_usd"],
-        stop_out_level_pct=b["stop_out_pct"])
-
-
-def _load_bars(cfg):
-    from neurofx.data import compute_features, first_valid_row, load_bars
-
-    d = cfg["data"]
-    bars = load_bars(d["file"] or None, fmt=d["format"], source_tz=d["source_tz"] or None,
-                     tz=d["tz"] or None)
-    features = compute_features(bars, tick_volume=d["tick_volume"])
-    return bars, features, first_valid_row(features)
-
-
-def _info(cfg) -> int:
-    from neurofx.collectors.store import TrajectoryStore
-
-    store = TrajectoryStore.open(_store_path(cfg))
-    print(store.info().to_text())
-    return 0
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(args) -> int:
-    from neurofx.config import run_dir, snapshot
-
     cfg = resolve_settings(args)
     if args.action == "info":
-        return _info(cfg)
-
-    from tqdm import tqdm
-
-    from neurofx.collectors.store import TrajectoryStore
-    from neurofx.schema import HISTORY_BARS
-    from neurofx.strategies import research
-    from neurofx.strategies.agent import window_bounds
-    from neurofx.strategies.feeds import BarArrays
-
-    r = resolve_automatic(cfg["research"])
-    if r["policy"] != "real-orl" and r["deals"]:
-        raise NeurofxError("--deals (research.deals) is for --policy real-orl; drop it or add "
-                           "--policy real-orl")
-    # open the store first: a corrupt or foreign directory stops the run before any work
-    store = TrajectoryStore.open(_store_path(cfg), create=True, capacity=r["capacity"])
-    broker = _broker_config(cfg)
-    bars, features, first_valid = _load_bars(cfg)
-    arrays = BarArrays.from_frame(bars)
-    lo, hi = window_bounds(arrays.time_s, r["start"], r["end"])
-    if lo - HISTORY_BARS < first_valid:
-        raise NeurofxError(
-            f"--start {r['start']}: the first state needs {HISTORY_BARS} bars with warmed-up "
-            f"indicators before it; the data allows a start from bar "
-            f"{arrays_time(arrays, first_valid + HISTORY_BARS)} (fix: a later --start)")
-    deal_files = list(r["deals"])
-    if r["policy"] == "real-orl" and not deal_files:
-        deal_files = [str(importlib.resources.files("neurofx.data").joinpath(EXAMPLE_DEALS))]
-        print(f"neurofx research: no --deals given; using the bundled {EXAMPLE_DEALS} (made "
-              f"by a moving-average crossover rule, NOT a real signal)", file=sys.stderr)
-    window = research.window_of(arrays, r["start"], r["end"])
-    specs = research.pass_specs(r["policy"], r["passes"], r["seed"], deal_files, window,
-                                broker, cfg["data"]["symbol"])
-    options = {}
-    if r["policy"] == "neural":
-        from neurofx.strategies.policies import NeuralPolicy
-
-        options = {"encoder": r["encoder"], "actor": r["actor"], "stochastic": r["explore"]}
-        # build once here: bad model files fail before workers start; reused when jobs == 1
-        research.cache_neural_policy(options, NeuralPolicy(**options))
-    setup = research.ResearchSetup(arrays, features, r["start"], r["end"], broker, r["policy"],
-                                   options)
-    snapshot(cfg, run_dir(cfg, "research"),
-             "neurofx research " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
-
-    summary = research.ResearchSummary()
-    bar = tqdm(total=len(specs), unit="pass", desc="research", disable=None, file=sys.stderr)
-
-    def progress(spec, traj, result):
-        bar.update(1)
-        bar.set_postfix(kept=summary.kept, profit=f"{traj.profit:.0f}")
-
+        print(research.store_info(cfg).to_text())
+        return 0
+    if research.deal_files(cfg)[1]:
+        print(f"neurofx research: no --deals given; using the bundled {research.EXAMPLE_DEALS} "
+              f"(made by a moving-average crossover rule, NOT a real signal)", file=sys.stderr)
+    bar = PassBar()
+    command = "neurofx research " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     try:
-        research.collect(setup, specs, store, r["min_profit"], jobs=min(r["jobs"], len(specs)),
-                         on_result=progress, summary=summary)
-    except KeyboardInterrupt:
+        result = research.run_research(cfg, command, on_start=bar.start, on_result=bar.update)
+    except research.ResearchInterrupted as exc:
         bar.close()
-        print(summary.to_text(store), file=sys.stderr)
+        print(exc.result.to_text(), file=sys.stderr)
         raise
     bar.close()
-    print(summary.to_text(store))
+    print(result.to_text())
     return 0
-
-
-def arrays_time(arrays, index: int) -> str:
-    import pandas as pd
-
-    if index >= len(arrays):
-        return "(none: the file is too short)"
-    return f"{pd.Timestamp(int(arrays.time_s[index]), unit='s'):%Y-%m-%d %H:%M}"

@@ -39,12 +39,18 @@ _ALIASES = {"adam_mini": "adam-mini", "adammini": "adam-mini"}
 OPTIMIZERS: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def make_optimizer(name: str, store: ParameterStore, **hyper: Any) -> Optimizer:
-    """Build the optimizer called ``name`` on ``store``; ``hyper`` overrides its defaults."""
+def optimizer_key(name: str) -> str:
+    """The registered name of optimizer ``name`` (case and aliases folded), or OptimizerError."""
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         raise OptimizerError(f"unknown optimizer {name!r}; valid choices: {', '.join(OPTIMIZERS)}")
+    return key
+
+
+def make_optimizer(name: str, store: ParameterStore, **hyper: Any) -> Optimizer:
+    """Build the optimizer called ``name`` on ``store``; ``hyper`` overrides its defaults."""
+    key = optimizer_key(name)
     cls, preset = _REGISTRY[key]
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "store")]
     unknown = sorted(set(hyper) - set(valid))
@@ -56,5 +62,5 @@ def make_optimizer(name: str, store: ParameterStore, **hyper: Any) -> Optimizer:
 
 __all__ = [
     "OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamMini", "AdamW", "NAdam",
-    "Optimizer", "OptimizerError", "RMSprop", "Rprop", "make_optimizer",
+    "Optimizer", "OptimizerError", "RMSprop", "Rprop", "make_optimizer", "optimizer_key",
 ]

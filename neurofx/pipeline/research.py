@@ -1,0 +1,137 @@
+"""Research: replay the configured bars with a policy and collect its passes into the
+trajectory store (seed Research.mq5 / ResearchRealORL.mq5; docs/research.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from neurofx.collectors.store import AddResult, StoreInfo, TrajectoryStore
+from neurofx.collectors.trajectory import Trajectory
+from neurofx.config import Config, run_dir, snapshot
+from neurofx.data.features import first_valid_row
+from neurofx.errors import NeurofxError
+from neurofx.schema import HISTORY_BARS
+from neurofx.strategies import research
+from neurofx.strategies.agent import window_bounds
+from neurofx.strategies.feeds import BarArrays
+from neurofx.strategies.policies import NeuralPolicy
+
+EXAMPLE_DEALS = "example_deals_ma_cross.csv"
+RUN_NAME = "research"  # the run folder of research's config snapshots
+
+
+@dataclass(frozen=True)
+class ResearchResult:
+    """What a research run did: its pass summary and the store it added to."""
+
+    summary: research.ResearchSummary
+    store: TrajectoryStore
+
+    def to_text(self) -> str:
+        return self.summary.to_text(self.store)
+
+
+class ResearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the passes; ``result`` holds what was committed to the store."""
+
+    def __init__(self, result: ResearchResult):
+        super().__init__()
+        self.result = result
+
+
+def store_path(cfg: Config) -> Path:
+    """``research.store``, or ``<runs.root>/trajectories`` when it is empty."""
+    return Path(cfg.research.store) if cfg.research.store else Path(cfg.runs.root) / "trajectories"
+
+
+def store_info(cfg: Config) -> StoreInfo:
+    """Counts, steps, profits and action statistics of the configured store."""
+    return TrajectoryStore.open(store_path(cfg)).info()
+
+
+def resolve(cfg: Config) -> Config:
+    """``cfg`` with the automatic research values a run uses: ``min_profit = "auto"`` becomes
+    the seed's value for the policy and ``jobs = 0`` the CPU count; checks that the settings fit
+    together."""
+    r = cfg.research
+    if r.policy != "real-orl" and r.deals:
+        raise NeurofxError("--deals (research.deals) is for --policy real-orl; drop it or add "
+                           "--policy real-orl")
+    min_profit = research.MIN_PROFIT[r.policy] if r.min_profit == "auto" else r.min_profit
+    jobs = r.jobs or os.cpu_count() or 1
+    return dataclasses.replace(cfg, research=dataclasses.replace(r, min_profit=min_profit,
+                                                                 jobs=jobs))
+
+
+def deal_files(cfg: Config) -> tuple[list[str], bool]:
+    """Real-ORL's deal files and whether they are the bundled example (no files given)."""
+    if cfg.research.policy != "real-orl" or cfg.research.deals:
+        return list(cfg.research.deals), False
+    return [str(importlib.resources.files("neurofx.data").joinpath(EXAMPLE_DEALS))], True
+
+
+def run_research(cfg: Config, command: str = "neurofx research",
+                 on_start: Callable[[int], None] | None = None,
+                 on_result: Callable[[research.PassSpec, Trajectory, AddResult, research.
+                                      ResearchSummary], None] | None = None) -> ResearchResult:
+    """Collect the passes of ``cfg.research`` (resolved with :func:`resolve` first) into the
+    store. Every input is checked before the first pass; then ``on_start(passes)`` is called,
+    and ``on_result(spec, trajectory, add_result, summary)`` after each pass, in order. Ctrl-C
+    raises :class:`ResearchInterrupted` with every committed pass kept."""
+    cfg = resolve(cfg)
+    r = cfg.research
+    # open the store first: a corrupt or foreign directory stops the run before any work
+    store = TrajectoryStore.open(store_path(cfg), create=True, capacity=r.capacity)
+    bars = cfg.data.load_bars()
+    features = cfg.data.features(bars)
+    arrays = BarArrays.from_frame(bars)
+    check_window(arrays, features, r.start, r.end)
+    files, _ = deal_files(cfg)
+    window = research.window_of(arrays, r.start, r.end)
+    specs = research.pass_specs(r.policy, r.passes, r.seed, files, window, cfg.broker,
+                                cfg.broker.symbol, file_bars=arrays,
+                                shift_hours=r.deals_shift_hours)
+    options = {}
+    if r.policy == "neural":
+        options = {"encoder": r.encoder, "actor": r.actor, "stochastic": r.explore}
+        # build once here: bad model files fail before workers start; reused when jobs == 1
+        research.cache_neural_policy(options, NeuralPolicy(**options))
+    setup = research.ResearchSetup(arrays, features, r.start, r.end, cfg.broker, r.policy,
+                                   options)
+    snapshot(cfg, run_dir(cfg, RUN_NAME), command)
+    summary = research.ResearchSummary()
+    if on_start is not None:
+        on_start(len(specs))
+    try:
+        research.collect(setup, specs, store, r.min_profit, jobs=min(r.jobs, len(specs)),
+                         on_result=None if on_result is None else (
+                             lambda spec, traj, added: on_result(spec, traj, added, summary)),
+                         summary=summary)
+    except KeyboardInterrupt:
+        raise ResearchInterrupted(ResearchResult(summary, store)) from None
+    return ResearchResult(summary, store)
+
+
+def check_window(arrays: BarArrays, features, start: str, end: str) -> None:
+    """One line when the bars hold nothing in [start, end) or the first state of a pass from
+    ``start`` lacks warmed-up history."""
+    first_valid = first_valid_row(features)
+    lo, _ = window_bounds(arrays.time_s, start, end)
+    if lo - HISTORY_BARS < first_valid:
+        raise NeurofxError(
+            f"--start {start}: the first state needs {HISTORY_BARS} bars with warmed-up "
+            f"indicators before it; the data allows a start from bar "
+            f"{_bar_time(arrays, first_valid + HISTORY_BARS)} (fix: a later --start)")
+
+
+def _bar_time(arrays: BarArrays, index: int) -> str:
+    if index >= len(arrays):
+        return "(none: the file is too short)"
+    return f"{pd.Timestamp(int(arrays.time_s[index]), unit='s'):%Y-%m-%d %H:%M}"
