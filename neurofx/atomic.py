@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+import numpy as np
+
+from neurofx.errors import NeurofxError
 
 TEMP_PREFIX = ".tmp-"
 
@@ -68,10 +73,36 @@ def write_json_atomic(path: str | os.PathLike, obj, *, indent: int = 2,
     """Write ``obj`` as JSON plus a final newline, atomically.
 
     Non-finite floats raise ``ValueError`` unless ``allow_nan`` (they are not JSON); make the
-    values JSON-safe first (``neurofx.reports.io.json_safe``) where they may occur.
+    values JSON-safe first (:func:`json_safe`) where they may occur.
     """
     text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan)
     return write_text_atomic(path, text + "\n")
+
+
+def json_safe(value, where: str = "value"):
+    """Turn floats, numpy scalars/arrays and paths into JSON-safe values: ``nan`` -> ``null``,
+    ``inf`` -> ``"inf"``, ``-inf`` -> ``"-inf"`` (strict JSON has no non-finite floats), numpy
+    integers -> int, arrays and tuples -> lists, paths -> str, mapping keys -> str; any other
+    type raises NeurofxError naming ``where``."""
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        x = float(value)
+        if math.isnan(x):
+            return None
+        return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray):
+        return [json_safe(v, where) for v in value.tolist()]
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise NeurofxError(f"{where}: {type(value).__name__} cannot be stored in JSON; "
+                       "pass numbers, strings, lists or dicts")
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

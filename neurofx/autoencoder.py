@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
 import numpy as np
 
-from neurofx.atomic import write_json_atomic, write_text_atomic
+from neurofx.atomic import json_safe, write_json_atomic, write_text_atomic
 from neurofx.data import compute_features, first_valid_row, state_windows
 from neurofx.errors import NeurofxError
 
@@ -49,18 +48,6 @@ def _write_csv_atomic(path: Path, header: list[str], rows: list[list]) -> None:
     writer.writerow(header)
     writer.writerows(rows)
     write_text_atomic(path, buf.getvalue())
-
-
-def json_safe(value):
-    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively (strict
-    JSON has no NaN; :func:`write_json_atomic` refuses it)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def _check(name: str, value, low) -> None:
@@ -174,4 +161,4 @@ def run_autoencoder_study(bars, out_dir, iterations: int = 200, seed: int = 0, *
     return summary
 
 
-__all__ = ["fifo_targets", "json_safe", "run_autoencoder_study"]
+__all__ = ["fifo_targets", "run_autoencoder_study"]

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from neurofx.atomic import json_safe
 from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 from neurofx.reports import charts
@@ -31,7 +32,6 @@ from neurofx.reports.io import (
     SERIES_NPZ,
     TRADES_CSV,
     RunData,
-    json_safe,
     load_run,
     write_deals_csv,
     write_metrics,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 # atomic_path, write_text_atomic and the deals.csv pair are imported from here as well
-from neurofx.atomic import atomic_path, write_json_atomic, write_text_atomic
+from neurofx.atomic import atomic_path, json_safe, write_json_atomic, write_text_atomic
 from neurofx.deals import Deal, read_deals_csv
 from neurofx.deals import write_deals_csv as write_deals_csv
 from neurofx.errors import NeurofxError
@@ -41,29 +41,6 @@ METRICS_VERSION = 1
 SERIES_VERSION = 1
 # bar times are the bar file's naive timestamps: broker time unless data.tz converted them
 DEFAULT_CLOCK = "broker time"
-
-
-def json_safe(value, where: str = "value"):
-    """Turn floats, numpy scalars/arrays and paths into JSON-safe values (see module doc)."""
-    if isinstance(value, bool | str) or value is None:
-        return value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        x = float(value)
-        if math.isnan(x):
-            return None
-        return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, np.ndarray):
-        return [json_safe(v, where) for v in value.tolist()]
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise NeurofxError(f"{where}: {type(value).__name__} cannot be stored in JSON; "
-                       "pass numbers, strings, lists or dicts")
 
 
 def _float_from_json(value, where: str) -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neurofx.atomic import json_safe
 from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 from neurofx.reports.html import (
@@ -22,7 +23,6 @@ from neurofx.reports.html import (
     write_report,
 )
 from neurofx.reports.io import (
-    json_safe,
     load_run,
     read_deals_csv,
     read_metrics,
