@@ -1,10 +1,15 @@
 """Real-ORL (spec 4.2): import real deal histories and turn them into per-bar actions.
 
-Three importers return the same normalised :class:`HistDeal` list (one closed position each):
+The importers return the same normalised :class:`HistDeal` list (one closed position each):
 
-* :func:`import_signals_csv` - MQL5 Signals "deal history" CSV (``;``, 11 fields, as the seed),
-* :func:`import_mt5_deals` - the MT5 terminal's account-history deals export (in/out deals),
+* :func:`import_signals_csv` - MQL5 Signals history CSV: the real 13-field export (BOM, newest
+  first, balance and pending rows) or the seed's 11-field layout,
+* :func:`import_mt5_deals` - a CSV of the MT5 terminal's deals (in/out deals, paired FIFO),
+* :func:`neurofx.collectors.mt5_report.import_mt5_report` - the MT5 Trade History Report
+  (``.xlsx``/``.html``),
 * :func:`import_neurofx_deals` - our own ``deals.csv`` (read by :mod:`neurofx.deals`).
+
+:mod:`neurofx.collectors.deal_files` picks the importer for a file.
 
 Times are Unix seconds of the naive timestamps read as UTC, i.e. the broker clock of the feed.
 :func:`realorl_actions` reconstructs the seed's action vector at every bar open.
@@ -25,12 +30,15 @@ import numpy as np
 from neurofx.deals import iter_deals_csv
 from neurofx.errors import NeurofxError
 
-_TIME_FORMATS = ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
-# MT5 deal types that are not trades (balance operations): skipped without counting
-_NON_TRADE_TYPES = {
+TIME_FORMATS = ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
+# MT5 deal types that are not trades (balance operations)
+NON_TRADE_TYPES = {
     "balance", "credit", "charge", "correction", "bonus", "commission", "commission daily",
     "commission monthly", "agent commission", "interest", "dividend", "dividend franked", "tax",
 }
+# pending orders listed in a Signals history that never filled
+PENDING_TYPES = {"buy limit", "sell limit", "buy stop", "sell stop", "buy stop limit",
+                 "sell stop limit"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class DealImport(NamedTuple):
     deals: list[HistDeal]
     skipped_symbols: int  # trade rows of other symbols
     unmatched: int = 0  # closes without an open, or positions still open at the end of the file
+    not_trades: int = 0  # balance rows and pending orders that never filled
 
 
 class _Row:
@@ -82,8 +91,10 @@ class _Row:
     def text(self, i: int, field: str) -> str:
         return self.fields[i].strip()
 
-    def number(self, i: int, field: str) -> float:
+    def number(self, i: int, field: str, blank: float | None = None) -> float:
         raw = self.text(i, field)
+        if not raw and blank is not None:
+            return blank
         try:
             value = float(raw.replace(" ", "").replace("\u00a0", ""))
         except ValueError:
@@ -107,7 +118,7 @@ class _Row:
 
     def time(self, i: int, field: str) -> int:
         raw = self.text(i, field)
-        for fmt in _TIME_FORMATS:
+        for fmt in TIME_FORMATS:
             try:
                 return calendar.timegm(datetime.strptime(raw, fmt).timetuple())
             except ValueError:
@@ -124,65 +135,109 @@ class _Row:
 def read_lines(path) -> list[str]:
     """The file's text lines (UTF-8, UTF-16 or Latin-1); ``#`` comment lines read as blank,
     so line numbers in error messages stay those of the file."""
-    data = Path(path).read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # MT5 writes UTF-16 text files
-        text = data.decode("utf-16")
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
+    text = decode_text(Path(path).read_bytes())
     return ["" if ln.lstrip().startswith("#") else ln for ln in text.splitlines()]
 
 
-def _matches(symbol: str, wanted: str) -> bool:
+def decode_text(data: bytes) -> str:
+    """Text of a file MT5 or MQL5 wrote: UTF-16 (with a BOM, or HTML without one), UTF-8 with
+    or without a BOM, else Latin-1."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # MT5 writes UTF-16 text files
+        return data.decode("utf-16")
+    if data[:2] == b"<\x00":
+        return data.decode("utf-16-le")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def symbol_matches(symbol: str, wanted: str) -> bool:
     # seed: rows whose symbol does not contain "EURUSD" are skipped (EURUSD.m, EURUSDpro match)
     return wanted.upper() in symbol.upper()
 
 
-def import_signals_csv(path, symbol: str = "EURUSD") -> DealImport:
-    """Read an MQL5 Signals deal-history CSV (``;``-separated, 11 fields, header optional).
+SEED_FIELDS = ("open time", "type", "volume", "symbol", "open price", "field6", "close time",
+               "close price", "commission", "swap", "profit")
+HISTORY_FIELDS = ("open time", "type", "volume", "symbol", "open price", "s/l", "t/p",
+                  "close time", "close price", "commission", "swap", "profit", "comment")
 
-    Fields: open time; type (Buy/Sell); volume; symbol; open price; a 6th number (the volume
-    used is ``min(volume, field6)``, as the seed); close time; close price; commission; swap;
-    profit. A trailing ``;`` is tolerated.
+
+def import_signals_csv(path, symbol: str = "EURUSD") -> DealImport:
+    """Read an MQL5 Signals history CSV (``;``-separated, header optional) in either layout.
+
+    * The real export, 13 fields: open time; type; volume; symbol; open price; S/L; T/P; close
+      time; close price; commission; swap; profit; comment. UTF-8 with a BOM, rows newest
+      first, numbers with spaces as thousands separators (``1 480.59``), empty S/L, T/P,
+      commission or swap fields. ``Balance`` rows (only time and profit set) and pending
+      orders that never filled (``Sell Limit``, ...) are counted in ``not_trades``.
+    * The seed's 11 fields: open time; type (Buy/Sell); volume; symbol; open price; a 6th
+      number (the volume used is ``min(volume, field6)``, as the seed); close time; close
+      price; commission; swap; profit. A trailing ``;`` is tolerated.
+
+    The layout follows the header's field count (else the first row's). Deals come out in
+    order of their open time.
     """
-    names = ("open time", "type", "volume", "symbol", "open price", "field6", "close time",
-             "close price", "commission", "swap", "profit")
     deals: list[HistDeal] = []
-    skipped = 0
-    first = True
+    skipped = not_trades = 0
+    layout = None
     for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split(";")
-        if len(fields) == 12 and not fields[-1].strip():
-            fields = fields[:-1]
-        row = _Row(path, n, fields)
-        if first:
-            first = False
+        if layout is None:
+            layout = HISTORY_FIELDS if len(fields) >= len(HISTORY_FIELDS) else SEED_FIELDS
             if not any(c.isdigit() for c in fields[0]):
                 continue  # header line: its first field holds a name, not a date
-        if len(fields) != 11:
-            row.fail("field count", f"{len(fields)} fields, expected 11 separated by ';'")
-        open_time = row.time(0, names[0])
-        side = row.side(1, names[1])
-        volume = min(row.positive(2, names[2]), row.positive(5, names[5]))
-        sym = row.text(3, names[3])
-        open_price = row.positive(4, names[4])
-        close_time = row.time(6, names[6])
-        close_price = row.positive(7, names[7])
-        for i in (8, 9):
-            row.number(i, names[i])
-        profit = row.number(10, names[10])
-        if close_time < open_time:
-            row.fail(names[6], "is before the open time")
-        if not _matches(sym, symbol):
+        row = _Row(path, n, _fit_fields(fields, layout))
+        if len(row.fields) != len(layout):
+            row.fail("field count", f"{len(fields)} fields, expected {len(layout)} separated "
+                                    "by ';'")
+        typ = row.text(1, "type").lower()
+        if layout is HISTORY_FIELDS and (typ in NON_TRADE_TYPES or typ in PENDING_TYPES):
+            row.time(0, "open time")
+            not_trades += 1
+            continue
+        deal = _signals_deal(row, layout)
+        if not symbol_matches(deal.symbol, symbol):
             skipped += 1
             continue
-        deals.append(HistDeal(open_time, side, volume, sym, open_price, close_time,
-                              close_price, profit))
-    return DealImport(deals, skipped)
+        deals.append(deal)
+    deals.sort(key=lambda d: (d.open_time, d.close_time))
+    return DealImport(deals, skipped, 0, not_trades)
+
+
+def _fit_fields(fields: list[str], layout: tuple[str, ...]) -> list[str]:
+    """A trailing empty field dropped (seed); in the 13-field layout a missing comment added
+    and a comment holding ``;`` joined back."""
+    if layout is SEED_FIELDS:
+        return fields[:-1] if len(fields) == 12 and not fields[-1].strip() else fields
+    if len(fields) == len(layout) - 1:
+        return [*fields, ""]
+    if len(fields) > len(layout):
+        return [*fields[:len(layout) - 1], ";".join(fields[len(layout) - 1:])]
+    return fields
+
+
+def _signals_deal(row: _Row, layout: tuple[str, ...]) -> HistDeal:
+    seed = layout is SEED_FIELDS
+    c = {name: i for i, name in enumerate(layout)}
+    open_time = row.time(c["open time"], "open time")
+    side = row.side(c["type"], "type")
+    volume = row.positive(c["volume"], "volume")
+    if seed:
+        volume = min(volume, row.positive(c["field6"], "field6"))
+    open_price = row.positive(c["open price"], "open price")
+    close_time = row.time(c["close time"], "close time")
+    close_price = row.positive(c["close price"], "close price")
+    blank = None if seed else 0.0
+    for name in ("commission", "swap"):
+        row.number(c[name], name, blank)
+    profit = row.number(c["profit"], "profit", blank)
+    if close_time < open_time:
+        row.fail("close time", "is before the open time")
+    return HistDeal(open_time, side, volume, row.text(c["symbol"], "symbol"), open_price,
+                    close_time, close_price, profit)
 
 
 def _csv_rows(path, required: tuple[str, ...], what: str):
@@ -214,20 +269,20 @@ def _csv_rows(path, required: tuple[str, ...], what: str):
 
 
 def import_mt5_deals(path, symbol: str = "EURUSD") -> DealImport:
-    """Read the MT5 terminal's account-history deals export and pair in/out deals.
+    """Read a CSV of the MT5 terminal's account-history deals and pair in/out deals.
 
     Columns (header required, delimiter tab, ``;`` or ``,``): Time, Deal, Symbol, Type,
-    Direction, Volume, Price, Order, Commission, Swap, Profit, Balance, Comment. The export
-    has no position ids, so closes are matched first-in first-out per symbol and side; an
-    ``in/out`` deal (netting reversal) closes the opposite side, its remainder opens a new one.
-    Balance rows are skipped.
+    Direction, Volume, Price, Order, Commission, Swap, Profit, Balance, Comment. The deals
+    have no position ids, so they are paired by :func:`pair_in_out`. Balance rows count in
+    ``not_trades``.
     """
     required = ("time", "deal", "symbol", "type", "direction", "volume", "price", "profit")
     rows = []
-    skipped = 0
+    skipped = not_trades = 0
     for row, col in _csv_rows(path, required, "MT5 deals export"):
         typ = row.text(col["type"], "Type").lower()
-        if typ in _NON_TRADE_TYPES:
+        if typ in NON_TRADE_TYPES:
+            not_trades += 1
             continue
         side = row.side(col["type"], "Type")
         direction = row.text(col["direction"], "Direction").lower().replace(" ", "")
@@ -237,15 +292,25 @@ def import_mt5_deals(path, symbol: str = "EURUSD") -> DealImport:
                row.text(col["symbol"], "Symbol"), side, direction,
                row.positive(col["volume"], "Volume"), row.positive(col["price"], "Price"),
                row.number(col["profit"], "Profit"))
-        if not _matches(rec[2], symbol):
+        if not symbol_matches(rec[2], symbol):
             skipped += 1
             continue
         rows.append(rec)
-    rows.sort(key=lambda r: (r[0], r[1]))
+    deals, unmatched = pair_in_out(rows)
+    return DealImport(deals, skipped, unmatched, not_trades)
+
+
+def pair_in_out(rows) -> tuple[list[HistDeal], int]:
+    """Positions from deals ``(time, deal, symbol, side, direction, volume, price, profit)``
+    (direction ``in``, ``out``, ``in/out`` or ``outby``), paired first in, first out per
+    symbol and side; an ``in/out`` deal (netting reversal) closes the opposite side and its
+    remainder opens a new position. Returns (positions, closes without an open + positions
+    still open)."""
     open_lots: dict[tuple[str, str], list[list]] = {}
     deals: list[HistDeal] = []
     unmatched = 0
-    for time, _, sym, side, direction, volume, price, profit in rows:
+    for time, _, sym, side, direction, volume, price, profit in sorted(
+            rows, key=lambda r: (r[0], r[1])):
         left = volume
         if direction != "in":
             closed_side = "sell" if side == "buy" else "buy"
@@ -269,7 +334,7 @@ def import_mt5_deals(path, symbol: str = "EURUSD") -> DealImport:
         if left > 1e-9:
             open_lots.setdefault((sym, side), []).append([left, time, price])
     unmatched += sum(len(q) for q in open_lots.values())
-    return DealImport(deals, skipped, unmatched)
+    return deals, unmatched
 
 
 def import_neurofx_deals(path, symbol: str = "EURUSD") -> DealImport:
@@ -284,7 +349,7 @@ def import_neurofx_deals(path, symbol: str = "EURUSD") -> DealImport:
     skipped = 0
     unmatched = 0
     for line, d in iter_deals_csv(path):
-        if not _matches(d.symbol, symbol):
+        if not symbol_matches(d.symbol, symbol):
             skipped += 1
             continue
         pid = d.position_id

@@ -37,8 +37,12 @@ KEY_FIGURES = (
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN",
+    parser.add_argument("runs", nargs="*", metavar="RUN",
                         help="run name (report in <runs.root>/NAME/test/) or a report folder")
+    parser.add_argument("--mt5", metavar="REPORT", default=None,
+                        help="compare neurofx's statistics of an MT5 Trade History Report's "
+                             "(.xlsx/.html) deals with its Results (saved to --out, default "
+                             "<runs.root>/mt5/<report name>)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default: one run in place; several: "
                         "<runs.root>/compare/<A>_vs_<B>)")
@@ -70,6 +74,12 @@ def run(args) -> int:
 
     cfg = load_config(args.config, args.set)
     root = cfg["runs"]["root"]
+    if args.mt5:
+        from neurofx.reports.mt5_results import run_mt5_comparison
+
+        return run_mt5_comparison(args.mt5, args.out, root)
+    if not args.runs:
+        raise NeurofxError("report: name a RUN (or several), or pass --mt5 REPORT.xlsx|.html")
     folders = [resolve_report_dir(root, r) for r in args.runs]
     runs = [load_run(f) for f in folders]
     if len(runs) == 1:
