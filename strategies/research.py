@@ -11,17 +11,17 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from neurofx.collectors.realorl import (
-    DealImport,
-    import_mt5_deals,
-    import_neurofx_deals,
-    import_signals_csv,
+from neurofx.collectors.deal_files import (  # noqa: F401 - the first two are re-exported
+    detect_deal_format,
+    import_deal_file,
+    load_deal_file,
 )
 from neurofx.collectors.store import AddResult, TrajectoryStore
 from neurofx.collectors.trajectory import Trajectory
@@ -38,41 +38,7 @@ DEFAULT_START, DEFAULT_END = "2023-01-01", "2024-01-01"
 MIN_PROFIT = {"random": 10.0, "neural": 10.0, "real-orl": -10_000.0}  # seed MinProfit
 
 
-# ---- deal files ---------------------------------------------------------------------------
-def detect_deal_format(path) -> str:
-    """``neurofx``, ``mt5`` or ``signals`` from the first non-empty line of a deal file."""
-    path = Path(path)
-    if not path.is_file():
-        raise NeurofxError(f"{path}: deal file not found (fix: check the --deals path)")
-    from neurofx.collectors.realorl import read_lines
-
-    first = next((ln for ln in read_lines(path) if ln.strip()), None)
-    if first is None:
-        raise NeurofxError(f"{path}: empty file; expected a Signals, MT5 or neurofx deal history")
-    low = first.lower()
-    if "position_id" in low and "ticket" in low:
-        return "neurofx"
-    if "direction" in low and "deal" in low:
-        return "mt5"
-    return "signals"
-
-
-_IMPORTERS: dict[str, Callable[..., DealImport]] = {
-    "neurofx": import_neurofx_deals, "mt5": import_mt5_deals, "signals": import_signals_csv,
-}
-
-
-def import_deal_file(path, symbol: str = "EURUSD") -> tuple[str, DealImport]:
-    """Detect the format of ``path`` and import its deals of ``symbol``."""
-    fmt = detect_deal_format(path)
-    imp = _IMPORTERS[fmt](path, symbol=symbol)
-    if not imp.deals:
-        raise NeurofxError(
-            f"{path}: no closed {symbol} deals ({imp.skipped_symbols} rows of other symbols, "
-            f"{imp.unmatched} unmatched); a Real-ORL pass needs at least one")
-    return fmt, imp
-
-
+# ---- deal files: neurofx.collectors.deal_files ----------------------------------------------
 def example_deals(bars, start=DEFAULT_START, end=DEFAULT_END) -> list[Deal]:
     """Deals of the bundled demo (``ma_cross_backtest`` with its defaults) over 2023.
 
@@ -197,9 +163,11 @@ class ResearchSummary:
 
 
 def pass_specs(policy: str, passes: int, seed: int, deal_files=(), bars: BarArrays | None = None,
-               broker: BrokerConfig | None = None, symbol: str = "EURUSD") -> list[PassSpec]:
+               broker: BrokerConfig | None = None, symbol: str = "EURUSD",
+               file_bars: BarArrays | None = None, shift_hours: float = 0.0) -> list[PassSpec]:
     """The passes of a run: ``passes`` seeded passes, or one pass per Real-ORL deal file
-    (``bars`` = the pass window)."""
+    (``bars`` = the pass window; deal times shifted by ``shift_hours``, checked against the
+    whole bar file ``file_bars`` with notes on stderr: collectors/deal_files.py)."""
     if policy not in POLICIES:
         raise NeurofxError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
     if policy != "real-orl":
@@ -208,8 +176,12 @@ def pass_specs(policy: str, passes: int, seed: int, deal_files=(), bars: BarArra
         return [PassSpec(i, pass_seed(seed, i)) for i in range(passes)]
     specs = []
     for i, path in enumerate(deal_files):
-        _, imp = import_deal_file(path, symbol)
-        pol = realorl_policy(imp.deals, bars, broker, source=str(path))
+        b = broker or BrokerConfig()
+        loaded = load_deal_file(path, symbol, file_bars, shift_hours, b.point,
+                                b.min_spread_points)
+        for note in loaded.notes:
+            print(f"neurofx research: {note}", file=sys.stderr)
+        pol = realorl_policy(loaded.deals, bars, broker, source=str(path))
         specs.append(PassSpec(i, None, pol.actions, Path(path).name))
     if not specs:
         raise NeurofxError("--policy real-orl needs at least one --deals FILE")
