@@ -257,3 +257,46 @@ def test_deals_partly_outside_the_bar_file(bundled):
     with pytest.raises(NeurofxError, match="none of its 8 EURUSD trades lies inside the bar "
                                            "file"):
         load_deal_file(SIGNALS, "EURUSD", early)
+
+
+# ---- research end to end ---------------------------------------------------------------------
+def _research(tmp_path, bars_file, store, *extra):
+    """`neurofx research` through its command module (flags parsed as the CLI does)."""
+    import argparse
+
+    from neurofx.commands import research as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args([
+        "--policy", "real-orl", "--start", "2023-01-03", "--end", "2023-01-05", "--jobs", "1",
+        "--store", str(store), "--set", f'runs.root="{tmp_path / "runs"}"',
+        "--set", f'data.file="{bars_file}"', "--deals", str(XLSX), str(HTML), str(SIGNALS),
+        *extra])
+    return command.run(args)
+
+
+def test_research_real_orl_on_each_layout(tmp_path, capsys):
+    from neurofx.collectors.store import TrajectoryStore
+    from neurofx.data import load_bars
+
+    bars_file = tmp_path / "eurusd_h1_trim.csv"
+    load_bars().loc["2022-09-01":"2023-03-31"].to_csv(bars_file)
+    assert _research(tmp_path, bars_file, tmp_path / "s") == 0
+    out, err = capsys.readouterr()
+    assert "passes 3: kept 3" in out
+    assert "signals_history.csv: dropped 1 of 8 trades outside the bar file" in err
+    assert "high-low range" not in err  # the stated times fit the bars
+    store = TrajectoryStore.open(tmp_path / "s")
+    trajs = [store.load(i) for i in range(3)]
+    assert [t.extra["deals_file"] for t in trajs] == [XLSX.name, HTML.name, SIGNALS.name]
+    assert all(t.steps == 48 for t in trajs)  # two days of H1 bars
+    np.testing.assert_array_equal(trajs[0].actions, trajs[1].actions)  # one report, two files
+    # bar 04:00 of 2023-01-03 (step 4) holds the 03:10 and 04:20 buys: 0.2 lots
+    assert trajs[0].actions[4, 0] == pytest.approx(0.2)
+    # a wrong server-time offset is reported per file, one line each
+    assert _research(tmp_path, bars_file, tmp_path / "s5", "--deals-shift-hours", "5") == 0
+    err = capsys.readouterr().err.splitlines()
+    warned = [ln for ln in err if "high-low range" in ln]
+    assert [ln.split(": ")[1] for ln in warned] == [XLSX.name, HTML.name, SIGNALS.name]
+    assert "10 of 10 trades" in warned[0] and "7 of 7 trades" in warned[2]
