@@ -276,6 +276,10 @@ CORRUPT = [
      r"7: low: low 1\.064 is above min\(open, close\) 1\.06394"),
     ("zero price", _mutate(3, _field(1, "0")), r"3: open: price 0 is not positive"),
     ("negative price", _mutate(3, _field(3, "-1.0")), r"3: low: price -1 is not positive"),
+    ("absurd price", _mutate(4, _field(1, "1e200")),
+     r"4: open: open 1e\+200 is more than 50% away from the close 1\.\d+ of the bar before"),
+    ("absurd range", _mutate(5, _field(2, "2.5")),
+     r"5: high: bar range 1\.4\d+ is over 50% of its open 1\.0\d+ \(fix: correct the prices"),
     ("negative tick volume", _mutate(8, _field(5, "-5")),
      r"8: tick_volume: tick_volume -5 is negative \(fix: tick_volume must be >= 0"),
     ("negative spread", _mutate(8, _field(6, "-1")), r"8: spread: spread -1 is negative"),
@@ -395,7 +399,9 @@ def test_repair_fix_low_and_many_lines(tmp_path):
     np.testing.assert_array_equal(df["low"], np.minimum(EXPECTED["open"], EXPECTED["close"]))
     assert df.attrs["repairs"] == ["fixed 7 row(s): low lowered to min(open, close) "
                                    "(lines 2, 3, 4, 5, 6, 7, 8)"]
-    assert load_bars(path, repair="drop").empty
+    # dropping every row leaves no bar file
+    with pytest.raises(NeurofxError, match=r"lows.csv: holds no bars after repairs \(fix: "):
+        load_bars(path, repair="drop")
 
 
 def test_clean_file_reports_no_repairs():
@@ -415,3 +421,14 @@ def test_short_row_is_one_problem_not_many(tmp_path):
     assert_bars(df, EXPECTED.iloc[[0, 2, 4, 5, 6]])
     assert df.attrs["repairs"] == ["dropped 1 row(s): row: wrong number of fields (lines 3)",
                                    "dropped 1 row(s): close: not a number (lines 5)"]
+
+
+def test_header_only_file_and_folder_are_not_bar_files(tmp_path):
+    header = tmp_path / "h.csv"
+    header.write_text(API_TEXT.splitlines()[0] + "\n")
+    with pytest.raises(NeurofxError, match=r"h\.csv: holds no bars \(fix: a bar file needs a "
+                       r"header and at least one bar\)$"):
+        load_bars(header)
+    with pytest.raises(NeurofxError, match=r": is a folder, not a bar file \(fix: name the "
+                       r"file\)$"):
+        load_bars(tmp_path)

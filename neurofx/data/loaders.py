@@ -102,6 +102,8 @@ def load_bars(path=None, fmt: str = "auto", column_map: dict[str, str] | None = 
     for name, value in (("source_tz", source_tz), ("tz", tz)):
         if value is not None:
             _zone(value, name)
+    if path.is_dir():
+        raise NeurofxError(f"{source}: is a folder, not a bar file (fix: name the file)")
     if not path.is_file():
         raise NeurofxError(f"{source}: no such file (fix: check the path)")
     if fmt == "auto" and path.suffix.lower() in (".parquet", ".pq"):
@@ -114,6 +116,9 @@ def load_bars(path=None, fmt: str = "auto", column_map: dict[str, str] | None = 
     else:
         parsed, fmt = _parse_text(source, path, fmt, column_map)
     frame, changes = check_and_repair(parsed, repair)
+    if len(frame) == 0:
+        raise NeurofxError(f"{source}: holds no bars{' after repairs' if changes else ''} "
+                           "(fix: a bar file needs a header and at least one bar)")
     times = pd.DatetimeIndex(frame["time"].to_numpy())
     if tz is not None and tz != source_tz:
         if source_tz is None:
@@ -270,19 +275,28 @@ def _parse_text(source: str, path: Path, fmt: str, column_map: dict[str, str]):
     skip[wrong] = True  # short/long rows are reported as a row problem only
     frame["time"], bad = _parse_times(time_text)
     bad = bad[~skip[bad]]
-    if bad.size:
-        issues.append(Issue("time", "not a date/time", f"not a date/time "
-                            f"{time_text.iloc[bad[0]]!r}", TIME_HELP, bad, "drop"))
-    filled = []
-    for key in BAR_COLUMNS:
-        if key not in cols:
-            frame[key] = 0.0
-            filled.append(key)
-            continue
+    issues += _time_issues(time_text, bad)
+    for key in _fill_missing(frame, cols):
         frame[key], more = _parse_numbers(column(cols[key]), key, skip)
         issues += more
-    frame.attrs["filled"] = filled
     return Parsed(source, frame, line_nos, issues), fmt
+
+
+def _time_issues(text: pd.Series, bad: np.ndarray) -> list[Issue]:
+    """The issue of the rows ``bad`` whose time ``text`` is not a date/time (none if empty)."""
+    if not bad.size:
+        return []
+    return [Issue("time", "not a date/time", f"not a date/time {str(text.iloc[bad[0]])!r}",
+                  TIME_HELP, bad, "drop")]
+
+
+def _fill_missing(frame: pd.DataFrame, cols: dict[str, int]) -> list[str]:
+    """Set the bar columns the file lacks to 0 (recorded in ``frame.attrs["filled"]``);
+    returns the columns the file has, to be parsed."""
+    for key in BAR_COLUMNS:  # every column in its place; the caller overwrites the parsed ones
+        frame[key] = 0.0
+    frame.attrs["filled"] = [key for key in BAR_COLUMNS if key not in cols]
+    return [key for key in BAR_COLUMNS if key in cols]
 
 
 def _parse_times(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -373,15 +387,8 @@ def _parse_parquet(source: str, path: Path, column_map: dict[str, str], tz: str 
             text = table.iloc[:, cols["date"]].astype(str).str.strip() + " " + text
         frame["time"], _ = _parse_times(text.where(t.notna(), ""))
     bad = np.flatnonzero(np.isnat(frame["time"].to_numpy()))
-    if bad.size:
-        issues.append(Issue("time", "not a date/time", f"not a date/time "
-                            f"{str(t.iloc[bad[0]])!r}", TIME_HELP, bad, "drop"))
-    filled = []
-    for key in BAR_COLUMNS:
-        if key not in cols:
-            frame[key] = 0.0
-            filled.append(key)
-            continue
+    issues += _time_issues(t, bad)
+    for key in _fill_missing(frame, cols):
         col = table.iloc[:, cols[key]]
         if pd.api.types.is_numeric_dtype(col.dtype):
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -395,5 +402,4 @@ def _parse_parquet(source: str, path: Path, column_map: dict[str, str], tz: str 
             frame[key], more = _parse_numbers(col.astype(str).str.strip().where(col.notna(), ""),
                                               key)
             issues += more
-    frame.attrs["filled"] = filled
     return Parsed(source, frame, np.arange(1, n + 1), issues, line_word="row "), aware_tz

@@ -19,6 +19,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMNS = ("tick_volume", "spread")
 BAR_COLUMNS = PRICE_COLUMNS + VOLUME_COLUMNS
 REPAIR_MODES = ("drop", "fix")
+MAX_MOVE = 0.5  # a bar range or a bar-to-bar jump above this share of the price is not a quote
 REPAIR_HINT = "or use --repair drop|fix"
 
 # What a repair does with the rows of an issue:
@@ -91,14 +92,14 @@ def value_issues(frame: pd.DataFrame, usable: np.ndarray) -> list[Issue]:
     p = {c: frame[c].to_numpy() for c in BAR_COLUMNS}
     with np.errstate(invalid="ignore"):
         for c in PRICE_COLUMNS:
-            bad = usable & ~(p[c] > 0)
-            rows = np.flatnonzero(bad)
+            rows = np.flatnonzero(usable & ~(p[c] > 0))
             if rows.size:
                 issues.append(Issue(c, "price not positive", f"price {_fmt(p[c][rows[0]])} is not "
                                     "positive", "correct or delete the row", rows, "drop"))
         ok = usable.copy()
         for c in PRICE_COLUMNS:
-            ok &= p[c] > 0
+            ok &= (p[c] > 0) & np.isfinite(p[c])
+        issues += implausible_price_issues(p, ok)
         top = np.maximum(p["open"], p["close"])
         rows = np.flatnonzero(ok & (p["high"] < top))
         if rows.size:
@@ -118,6 +119,33 @@ def value_issues(frame: pd.DataFrame, usable: np.ndarray) -> list[Issue]:
             if rows.size:
                 issues.append(Issue(c, f"negative {c}", f"{c} {_fmt(p[c][rows[0]])} is negative",
                                     f"{c} must be >= 0", rows, "clamp"))
+    return issues
+
+
+def implausible_price_issues(p: dict[str, np.ndarray], ok: np.ndarray) -> list[Issue]:
+    """Prices no market quotes: a bar whose range (high - low) exceeds
+    :data:`MAX_MOVE` of its open, or whose open is more than :data:`MAX_MOVE` away from the
+    close of the bar before it (rows ``ok``: positive finite prices, in file order)."""
+    issues = []
+    rng = (p["high"] - p["low"]) / p["open"]
+    rows = np.flatnonzero(ok & (np.abs(rng) > MAX_MOVE))
+    if rows.size:
+        r = rows[0]
+        issues.append(Issue("high", "implausible bar range",
+                            f"bar range {_fmt(p['high'][r] - p['low'][r])} is over "
+                            f"{MAX_MOVE:.0%} of its open {_fmt(p['open'][r])}",
+                            "correct the prices or delete the row", rows, "drop"))
+    idx = np.flatnonzero(ok)
+    if idx.size > 1:
+        jump = np.abs(p["open"][idx[1:]] / p["close"][idx[:-1]] - 1.0)
+        rows = idx[1:][jump > MAX_MOVE]
+        if rows.size:
+            r = rows[0]
+            prev = idx[np.searchsorted(idx, r) - 1]
+            issues.append(Issue("open", "implausible price jump",
+                                f"open {_fmt(p['open'][r])} is more than {MAX_MOVE:.0%} away "
+                                f"from the close {_fmt(p['close'][prev])} of the bar before",
+                                "correct the prices or delete the row", rows, "drop"))
     return issues
 
 
