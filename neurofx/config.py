@@ -20,6 +20,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,20 @@ def _known_optimizer(name: str) -> bool:
     return True
 
 
+def _is_time(text: str, date_only: bool = False) -> bool:
+    if not (_DATE if date_only else _TIME).match(text):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:  # e.g. 2024-02-30, 2023-13-01
+        return False
+    return True
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?$")
+_BAR_TIME = (_is_time, "a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) of the calendar")
+_DAY = ((lambda v: _is_time(v, date_only=True)), "a date YYYY-MM-DD of the calendar")
 _POSITIVE = ((lambda v: v > 0), "> 0")
 _SHARE = ((lambda v: 0.0 < v < 1.0), "between 0 and 1 (exclusive)")
 _OPTIMIZER = (_known_optimizer, "an optimizer name, one of " + ", ".join(OPTIMIZERS))
@@ -210,6 +225,8 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
                                              "stop_out_level_pct", "stops_level_points",
                                              "digits")},
     ("research", "policy"): _choice("random", "neural", "real-orl"),
+    ("research", "start"): _BAR_TIME,
+    ("research", "end"): _BAR_TIME,
     ("research", "passes"): _at_least(1),
     ("research", "jobs"): _at_least(0, " (0 = the CPU count)"),
     ("research", "seed"): _at_least(0),
@@ -241,6 +258,8 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("autoencoder", "decoder"): _SIZES,
     ("autoencoder", "recall_ratio"): _POSITIVE,
     ("test", "agent"): _choice("neural", "ma-cross"),
+    ("test", "start"): _DAY,
+    ("test", "end"): _DAY,
     ("test", "stops"): _choice("research", "test"),
     ("test", "passes"): _at_least(0, " (0 = one deterministic pass)"),
     ("test", "seed"): _at_least(0),
@@ -280,6 +299,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
             raise ConfigError(f"{p}: cannot read the config file ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not UTF-8 text; save the TOML file as UTF-8") from None
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:

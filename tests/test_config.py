@@ -9,7 +9,9 @@ import pytest
 
 from neurofx.cli import main
 from neurofx.config import DEFAULTS, ConfigError, load_config
-from neurofx.reports.io import read_deals_csv
+from neurofx.deals import read_deals_csv
+from neurofx.pipeline.test import parse_period, pass_data
+from neurofx.strategies.backtest import run_ma_cross_pass
 from neurofx.strategies.broker import BrokerConfig
 from neurofx.strategies.policies import pass_seed
 
@@ -111,11 +113,26 @@ def test_bad_values_are_one_line_errors(tmp_path):
         "--set research.min_profit=-inf: research.min_profit must be a finite number, got -inf")
     assert err(flags=("test", {"ma_lots": ("--ma-lots", float("nan"))})) == (
         "--ma-lots nan: must be a finite number")
+    # dates are checked against the calendar where they come in (issue 12)
+    cal = "must be a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) of the calendar"
+    assert err(sets=["research.start=2024-02-30"]) == (
+        f"--set research.start=2024-02-30: research.start {cal}, got '2024-02-30'")
+    assert err("[research]\nend = '2023-13-01'\n") == (
+        f"{bad}: research.end {cal}, got '2023-13-01'")
+    assert err(flags=("research", {"start": ("--start", "tomorrow")})) == (
+        f"--start 'tomorrow': {cal}")
+    assert err(flags=("study", {"lr": ("--lr", float("inf"))})) == (
+        "--lr inf: must be a finite number")
+    bad.write_bytes(b"\xff\xfe[broker]\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: not UTF-8 text; save the TOML file as "
+                       r"UTF-8$"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r": is a folder, not a TOML file; pass the file$"):
+        load_config(tmp_path)
 
 
 def test_test_command_precedence_and_snapshot(capsys, tmp_path, small_bars):
     from neurofx.data import load_bars
-    from neurofx.strategies.test import parse_period, run_ma_cross_pass
 
     toml = _toml(tmp_path / "run.toml", f"""
 [runs]
@@ -146,8 +163,9 @@ ma_slow_bars = 30
     # the settings reached the strategy: the same deals as a direct run with them
     bars = load_bars(small_bars)
     period = parse_period("2024-01-08", "2024-01-10")
-    direct = run_ma_cross_pass(bars, period, BrokerConfig(), fast_bars=6, slow_bars=24)
-    default = run_ma_cross_pass(bars, period, BrokerConfig())
+    direct = pass_data(run_ma_cross_pass(bars, period, BrokerConfig(), fast_bars=6,
+                                         slow_bars=24))
+    default = pass_data(run_ma_cross_pass(bars, period, BrokerConfig()))
     got = read_deals_csv(folder / "deals.csv")
     assert got == direct.deals and got != default.deals
 
