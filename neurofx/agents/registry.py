@@ -28,6 +28,14 @@ def register(role: str, name: str):
     return wrap
 
 
+def check_sizes(role: str, name: str, **sizes) -> None:
+    """One line naming the first size override that is not an integer >= 1."""
+    for key, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise NeurofxError(f"{role} model {name!r}: override {key}={value!r} must be an "
+                               "integer >= 1")
+
+
 def describe(role: str, name: str, **overrides) -> dict:
     """The module description of model ``name`` for ``role`` with size overrides."""
     registry = _REGISTRIES.get(role)

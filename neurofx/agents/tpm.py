@@ -33,7 +33,7 @@ from neurofx.schema import (
     N_REWARDS,
 )
 
-from .registry import register
+from .registry import check_sizes, register
 
 # The normaliser's eps: price differences, ATR and MACD of EURUSD H1 have variances of 7e-8 to
 # 1.3e-6, so the engine's default 1e-5 would squash them; the seed divides by sqrt(var) alone.
@@ -144,11 +144,7 @@ class CrossAttentionAgent(Module):
         return self.vae(y) if self.vae is not None else y
 
 def _check(role: str, **sizes) -> None:
-    bad = {k: v for k, v in sizes.items() if not isinstance(v, int) or v < 1}
-    if bad:
-        key, value = next(iter(bad.items()))
-        raise NeurofxError(f"{role} model 'tpm': override {key}={value!r} must be an integer "
-                           ">= 1")
+    check_sizes(role, "tpm", **sizes)
     if "heads" in sizes and sizes["heads"] % sizes["kv_heads"]:
         raise NeurofxError(f"{role} model 'tpm': kv_heads={sizes['kv_heads']} must divide "
                            f"heads={sizes['heads']}")
