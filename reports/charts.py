@@ -7,6 +7,7 @@ bars' clock; ``clock`` names it in the axis labels (default: broker time).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from neurofx.reports.io import DEFAULT_CLOCK, atomic_path
+from neurofx.atomic import atomic_path
+from neurofx.reports.io import DEFAULT_CLOCK
 
 DPI = 100
 WIN, LOSS = "#2e7d32", "#c62828"
@@ -174,4 +176,35 @@ def equity_overlay_chart(
     bottom.set_xlabel(time_label(clock))
     bottom.grid(alpha=0.3)
     _time_axis(bottom)
+    return _save(fig, path)
+
+
+def training_chart(labels: Sequence[str], logs: Sequence[dict[str, list[dict[str, float]]]],
+                   panels: Sequence[tuple[str, str]], path: str | os.PathLike) -> Path:
+    """One panel per (stage, validation column) of ``panels``: each run's validation (markers)
+    and training (thin) loss against the iteration. ``logs[i]`` are run i's study logs
+    (stage -> rows); an empty column draws the stage's panel without curves."""
+    fig = Figure(figsize=(11, 3.2 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (stage, vkey) in zip(axes, panels, strict=True):
+        tkey = "train_" + vkey[4:] if vkey else ""
+        for k, (lb, run_logs) in enumerate(zip(labels, logs, strict=True)):
+            rows = run_logs.get(stage, [])
+            color = f"C{k % 10}"
+            for key, style, lw, alpha, kind in ((tkey, "-", 0.8, 0.5, "train"),
+                                                (vkey, "o-", 1.6, 1.0, "validation")):
+                pts = [(r["iteration"], r[key]) for r in rows
+                       if key in r and math.isfinite(r.get(key, math.nan))]
+                if pts:
+                    x, y = zip(*pts, strict=True)
+                    ax.plot(x, y, style, color=color, lw=lw, alpha=alpha, markersize=3,
+                            label=f"{lb} {kind}")
+        ax.set_title(f"{stage}: {vkey[4:] or 'loss'}")
+        ax.set_xlabel("iteration (batches)")
+        ax.set_ylabel("loss (MSE)")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            positive = all(min(ln.get_ydata()) > 0 for ln in ax.lines)
+            ax.set_yscale("log" if positive else "linear")
+            ax.legend(fontsize=8)
     return _save(fig, path)

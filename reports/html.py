@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from neurofx.atomic import json_safe
-from neurofx.deals import Deal
+from neurofx.atomic import json_safe, write_text_atomic
+from neurofx.deals import Deal, write_deals_csv
 from neurofx.errors import NeurofxError
 from neurofx.reports import charts
 from neurofx.reports.io import (
@@ -33,10 +33,8 @@ from neurofx.reports.io import (
     TRADES_CSV,
     RunData,
     load_run,
-    write_deals_csv,
     write_metrics,
     write_series,
-    write_text_atomic,
     write_trades_csv,
 )
 from neurofx.reports.metrics import (
@@ -154,7 +152,8 @@ def _cell(name: str, value, id_prefix: str = "m-", colour: bool = True) -> str:
             f"{escape(format_metric(name, value))}</td>")
 
 
-def _img(png: bytes, alt: str) -> str:
+def image_tag(png: bytes, alt: str) -> str:
+    """An inline PNG (base64 data URI): the page needs no other file."""
     b64 = base64.b64encode(png).decode("ascii")
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{b64}">'
 
@@ -244,7 +243,7 @@ def render_report(title: str, metrics: Metrics, trades: TradeTable,
             f"{metrics.total_trades} trades. Formulas: docs/metrics.md.</p>",
             _extra_table(extra or {}), "<h2>Summary</h2>", metrics_tables(metrics),
             "<h2>Charts</h2>"]
-    body += [_img(png, caption) for caption, png in images]
+    body += [image_tag(png, caption) for caption, png in images]
     body += ["<h2>Trades</h2>", trades_table(trades), _sections_html(sections)]
     return _page(title, "\n".join(body))
 
@@ -344,7 +343,7 @@ def render_comparison(labels: Sequence[str], runs: Sequence[RunData], overlay_pn
             "<h2>Runs</h2>" + wide_table(
                 '<table><tr><th class="l">run</th><th class="l">folder</th>'
                 f'<th class="l">settings</th></tr>{info}</table>'),
-            "<h2>Equity</h2>", _img(overlay_png, "Equity of the compared runs"),
+            "<h2>Equity</h2>", image_tag(overlay_png, "Equity of the compared runs"),
             "<h2>Metrics</h2>" + wide_table(f"<table>{head}{''.join(rows)}</table>"),
             _sections_html(sections)]
     return _page("Run comparison: " + " vs ".join(labels), "\n".join(body))

@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-# atomic_path, write_text_atomic and the deals.csv pair are imported from here as well
 from neurofx.atomic import atomic_path, json_safe, write_json_atomic, write_text_atomic
 from neurofx.deals import Deal, read_deals_csv
-from neurofx.deals import write_deals_csv as write_deals_csv
 from neurofx.errors import NeurofxError
 from neurofx.reports.metrics import INT_METRICS, METRIC_FIELDS, BarSeries, Metrics
 from neurofx.reports.trades import EXCURSION_COLUMNS, TRADE_COLUMNS, TradeTable

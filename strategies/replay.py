@@ -72,9 +72,6 @@ class ReplayResult:
     def equity(self) -> np.ndarray:
         return self.records["equity_usd"]
 
-    def deals_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([d.as_row() for d in self.deals])
-
 
 class ReplayStrategy(bt.Strategy):
     """Base strategy: subclasses override :meth:`decide` and trade through ``self.fx``.

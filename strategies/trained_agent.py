@@ -2,7 +2,8 @@
 
 ``neurofx test --agent neural`` reads ``<runs.root>/NAME/encoder.npz`` and ``actor.npz`` (or the
 files given), and refuses with one line naming the ``neurofx`` command to run first when one is
-missing or of another architecture. The replay itself is ``strategies.test.run_neural_passes``.
+missing or of another architecture. The replay itself is
+``strategies.backtest.run_neural_passes``.
 """
 
 from __future__ import annotations

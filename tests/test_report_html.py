@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from neurofx.atomic import json_safe
-from neurofx.deals import Deal
+from neurofx.deals import Deal, read_deals_csv
 from neurofx.errors import NeurofxError
 from neurofx.reports.html import (
     COMPARISON_JSON,
@@ -22,12 +22,7 @@ from neurofx.reports.html import (
     write_comparison,
     write_report,
 )
-from neurofx.reports.io import (
-    load_run,
-    read_deals_csv,
-    read_metrics,
-    read_trades_csv,
-)
+from neurofx.reports.io import load_run, read_metrics, read_trades_csv
 from neurofx.reports.metrics import METRIC_FIELDS, compute_metrics
 
 H = 3600

@@ -11,9 +11,10 @@ from neurofx.cli import main
 from neurofx.collectors.realorl import import_neurofx_deals
 from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
-from neurofx.strategies.broker import BrokerConfig
+from neurofx.pipeline.test import parse_period
+from neurofx.reports.excursions import trade_excursions
+from neurofx.strategies.broker import BrokerConfig, spread_price
 from neurofx.strategies.feeds import BarArrays
-from neurofx.strategies.test import parse_period, trade_excursions
 
 START, END = "2024-01-08", "2024-01-19"
 
@@ -84,7 +85,7 @@ def test_report_files_and_summary(ma_run, capsys, tmp_path, small):
     html = (ma_run / "report.html").read_text()
     assert "<img" in html and "data:image/png;base64," in html and "http" not in html
     cfg = json.loads((ma_run / "config.json").read_text())
-    assert cfg["config"]["broker"]["deposit_usd"] == 5000.0
+    assert cfg["config"]["broker"]["initial_deposit_usd"] == 5000.0
     rc, out, err = _run(capsys, "test", "--run", "x", "--agent", "ma-cross", "--start",
                         "2024-01-15", "--end", "2024-01-16",
                         "--set", f"runs.root={str(tmp_path)!r}", "--set", small)
@@ -185,7 +186,8 @@ def test_neural_agent_deterministic_and_passes(capsys, tmp_path, small):
     (["--agent", "ma-cross", "--passes", "2"], "--passes: the ma-cross agent is deterministic"),
     (["--agent", "ma-cross", "--encoder", "e.npz"], "--encoder: the ma-cross agent uses no"),
     (["--passes", "-1"], "--passes -1: must be >= 0"),
-    (["--agent", "ma-cross", "--start", "2024-13-01"], "--start '2024-13-01': not a date"),
+    (["--agent", "ma-cross", "--start", "2024-13-01"],
+     "--start '2024-13-01': must be a date YYYY-MM-DD of the calendar"),
     (["--agent", "ma-cross", "--start", "2024-01-10", "--end", "2024-01-09"],
      "--end 2024-01-09 is before --start 2024-01-10"),
     (["--agent", "ma-cross", "--start", "2025-01-01", "--end", "2025-01-31"],
@@ -229,7 +231,9 @@ def test_trade_excursions_by_hand():
     # long bought at ask 1.1020 (bar 1 open + 10 points), closed at the last close: bar 3's
     # low 1.0960 counts (without it the worst would be bar 2's 1.0970)
     last_out = _deal(6, 3 * h, "sell", "out", 1.0985, h, 1.1020, reason="end_of_test")
-    ex = trade_excursions([long_out, short_out, last_out], bars, cfg)
+    spread = [spread_price(s, cfg) for s in bars.spread_points]
+    assert spread == [0.00005, 0.0001, 0.00005, 0.00008]
+    ex = trade_excursions([long_out, short_out, last_out], bars, spread, cfg.contract_size_units)
     size = 0.5 * 100_000
     assert ex[2] == (round((1.1020 - 1.10005) * size, 2), round((1.0975 - 1.10005) * size, 2))
     assert ex[2] == (97.5, -127.5)
@@ -260,9 +264,3 @@ def test_report_names_the_clock_of_the_bars(capsys, tmp_path, small, sets, clock
     assert f"2024-01-08 00:00 to {last_bar} ({clock}), " in html
     assert ("UTC" in html) == (clock == "UTC")
 
-
-def test_model_loading_names_stay_importable_from_test():
-    from neurofx.strategies import test, trained_agent
-
-    for name in ("MODEL_FILES", "LoadedPolicy", "load_test_policy", "model_paths"):
-        assert getattr(test, name) is getattr(trained_agent, name)
