@@ -92,25 +92,35 @@ typedef DOTVEC __attribute__((aligned(4))) dot_unaligned;
 #endif
 #define DOT_LOAD(p) (*(__global const dot_unaligned*)(p))
 
-FORCE_INLINE float hsum_dot(DOTVEC v)
+/* The horizontal sum of a DOTVEC. A float16 is never passed by value: without AVX-512 that
+ * changes the call ABI and PoCL warns, so its halves are added before the call. */
+#if DOT_VW == 16
+#define HSUM_VW 8
+#define hsum_dot(v) hsum_vec((v).lo + (v).hi)
+#else
+#define HSUM_VW DOT_VW
+#define hsum_dot(v) hsum_vec(v)
+#endif
+#if HSUM_VW == 1
+#define HSUMVEC float
+#else
+#define HSUMVEC CAT(float, HSUM_VW)
+#endif
+
+FORCE_INLINE float hsum_vec(HSUMVEC v)
 {
-#if DOT_VW == 1
+#if HSUM_VW == 1
     return v;
 #else
-#if DOT_VW == 16
-    float8 v8 = v.lo + v.hi;
+#if HSUM_VW >= 8
+    float4 v4 = v.lo + v.hi;
 #else
-    DOTVEC v8 = v;
+    HSUMVEC v4 = v;
 #endif
-#if DOT_VW >= 8
-    float4 v4 = v8.lo + v8.hi;
-#else
-    DOTVEC v4 = v8;
-#endif
-#if DOT_VW >= 4
+#if HSUM_VW >= 4
     float2 v2 = v4.lo + v4.hi;
 #else
-    DOTVEC v2 = v4;
+    HSUMVEC v2 = v4;
 #endif
     return v2.x + v2.y;
 #endif
