@@ -148,3 +148,17 @@ def test_unknown_run_is_a_one_line_error(runs, capsys):
     assert len(lines) == 1
     assert lines[0].startswith("neurofx report: error: nothing: no report found")
     assert lines[0].endswith("run 'neurofx test --run nothing' first")
+
+
+def test_a_broken_study_log_is_a_one_line_error(runs, capsys, tmp_path):
+    log = runs / "dear" / "study_encoder.csv"
+    _write_log(log, [[0, 0, "", 0.8, 1e-3, 0.1], [10, 640, "oops", 0.5, 1e-3, 1.5]])
+    try:
+        rc, out, err = _run(capsys, "report", "cheap", "dear", "--out", str(tmp_path),
+                            "--set", f"runs.root={str(runs)!r}")
+    finally:
+        log.unlink()
+    lines = err.strip().splitlines()
+    assert rc == 2 and out == "" and len(lines) == 1
+    assert lines[0] == (f"neurofx report: error: {log}:3: a value is not a number; rerun "
+                        "'neurofx study' to rewrite the log")
