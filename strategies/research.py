@@ -31,6 +31,7 @@ from neurofx.errors import NeurofxError
 from .agent import run_agent_pass, window_bounds
 from .broker import BrokerConfig
 from .feeds import BarArrays
+from .ma_cross import ma_cross_backtest
 from .policies import NeuralPolicy, RandomPolicy, RealORLPolicy, pass_seed, realorl_policy
 
 POLICIES = ("random", "neural", "real-orl")
@@ -46,8 +47,6 @@ def example_deals(bars, start=DEFAULT_START, end=DEFAULT_END) -> list[Deal]:
     example_deals(bars))`` on the bundled bars (under two ``#`` comment lines): a RULE-BASED
     moving-average crossover, not a real trading signal.
     """
-    from .ma_cross import ma_cross_backtest
-
     return ma_cross_backtest(bars, start=start, end=end).result.deals
 
 
@@ -106,7 +105,7 @@ def run_pass(setup: ResearchSetup, spec: PassSpec) -> Trajectory:
 
 def _init_worker(setup: ResearchSetup) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    os.environ["NEUROFX_QUIET_DEVICE"] = "1"
+    os.environ["NEUROFX_VERBOSE"] = "0"  # the parent named the device already
     _WORKER.clear()
     _WORKER["setup"] = setup
 

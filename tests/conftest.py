@@ -1,4 +1,4 @@
-"""Shared test setup: quiet device banner, headless matplotlib, a small bar file."""
+"""Shared test setup: headless matplotlib, a small bar file."""
 
 import gzip
 import importlib.resources
@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-os.environ.setdefault("NEUROFX_QUIET_DEVICE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

@@ -304,7 +304,7 @@ def test_gemm_never_touches_guard_pages():
               for ta, tb in TRANSPOSES for packing in (False, True)]
     proc = subprocess.run([sys.executable, "-c", _GUARD_CHILD, json.dumps(cases)],
                           capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "NEUROFX_QUIET_DEVICE": "1"})
+                          env=dict(os.environ))
     last = [ln for ln in proc.stdout.splitlines() if ln.startswith("case")][-1:]
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith("done"), (
         f"rc={proc.returncode} at {last}: {proc.stderr[-500:]}")

@@ -415,7 +415,7 @@ def test_bad_inputs_give_one_line_exit_2(tmp_path, capsys, case):
 
 def test_sigkill_mid_run_leaves_a_loadable_store(tmp_path):
     store = tmp_path / "store"
-    env = dict(os.environ, NEUROFX_QUIET_DEVICE="1")
+    env = dict(os.environ)
     cmd = [sys.executable, "-m", "neurofx.cli", "research", "--passes", "200", "--jobs", "1",
            "--min-profit=-1e9", "--store", str(store), *SHORT, *_sets(tmp_path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -442,7 +442,7 @@ def test_sigkill_mid_run_leaves_a_loadable_store(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_committed_passes(tmp_path):
     store = tmp_path / "store"
-    env = dict(os.environ, NEUROFX_QUIET_DEVICE="1")
+    env = dict(os.environ)
     cmd = [sys.executable, "-m", "neurofx.cli", "research", "--passes", "200", "--jobs", "2",
            "--min-profit=-1e9", "--store", str(store), *SHORT, *_sets(tmp_path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
