@@ -1,10 +1,12 @@
 """The recurrent autoencoder (seed 002): composite gradients against numpy float64, stateful
-steps vs the sequence, the FIFO targets, and the lag study on bundled bars."""
+steps vs the sequence, the FIFO targets, and the lag study on bundled bars (trained by the
+study's Trainer: log, checkpoints, exact resume)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -12,9 +14,12 @@ import numpy as np
 import pytest
 
 from neurofx.agents.autoencoder import RecurrentAutoencoder
-from neurofx.autoencoder import fifo_targets, run_autoencoder_study
 from neurofx.errors import NeurofxError
 from neurofx.nn import Model, build_module
+from neurofx.study import files
+from neurofx.study.autoencoder import AutoencoderStage, fifo_targets
+from neurofx.study.settings import Settings
+from neurofx.study.trainer import Trainer, TrainingInterrupted
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gradcheck import check_module, exact32  # noqa: E402
@@ -95,10 +100,22 @@ def bars_2023():
     return bars[bars.index.year == 2023].iloc[:1500]
 
 
+SIZES = ("bars_in", "bars_out", "lstm", "latent", "decoder", "recall_ratio")
+
+
+def _stage(bars, out, **kw):
+    """An AutoencoderStage writing into ``out``; ``kw``: Settings fields and study sizes."""
+    sizes = {k: kw.pop(k) for k in SIZES if k in kw}
+    kw = {"batch": 8, "seq_len": 60, "lr": 1e-3, "progress": False, **kw}
+    kw.setdefault("model_args", {"autoencoder": sizes})
+    settings = Settings(stage="autoencoder", store="", run="ae", out=str(out), **kw)
+    return AutoencoderStage(settings, bars)
+
+
 def test_lag_study_learns_and_writes_its_report(bars_2023, tmp_path):
-    summary = run_autoencoder_study(bars_2023, tmp_path, iterations=60, seed=0, batch=8,
-                                    seq_len=24, lr=3e-3, bars_in=4, bars_out=12, lstm=(24,),
-                                    latent=8, decoder=(24,), val_share=0.3)
+    stage = _stage(bars_2023, tmp_path, iterations=60, seed=0, batch=8, seq_len=24, lr=3e-3,
+                   bars_in=4, bars_out=12, lstm=(24,), latent=8, decoder=(24,), val_share=0.3)
+    summary = Trainer(stage).run().report
     with open(tmp_path / "autoencoder_lags.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["lag_bars"]) for r in rows] == list(range(12))
@@ -112,15 +129,54 @@ def test_lag_study_learns_and_writes_its_report(bars_2023, tmp_path):
     assert summary["beats_persistence_lags"] == int(np.sum(mse[4:] < persist[4:]))
     assert json.loads((tmp_path / "autoencoder_study.json").read_text())["iterations"] == 60
     assert (tmp_path / "autoencoder.npz").is_file()
-    with open(tmp_path / "autoencoder_loss.csv") as fh:
-        losses = [float(r["loss"]) for r in csv.DictReader(fh)]
+    log = files.read_log(tmp_path / "study_autoencoder.csv")
+    assert [r["iteration"] for r in log] == list(range(61))
+    losses = [r["train_loss"] for r in log[1:]]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    assert summary["final_train_loss"] == pytest.approx(np.mean(losses[-10:]), rel=1e-12)
+    # validated at 0, 10, .., 60: the held-out reconstruction error over all lags
+    val = [r["val_loss"] for r in log if r["val_loss"] == r["val_loss"]]
+    assert len(val) == 7 and val[-1] == pytest.approx(np.mean(mse), rel=1e-9)
     # the bars still in the input are rebuilt better than by the normalised mean
     assert np.all(mse[:4] < ref[:4]), (mse[:4], ref[:4])
 
 
 def test_lag_study_rejects_bad_settings(bars_2023, tmp_path):
     with pytest.raises(NeurofxError, match="seq_len=20 must be >= 40"):
-        run_autoencoder_study(bars_2023, tmp_path, iterations=1, seq_len=20)
+        _stage(bars_2023, tmp_path, iterations=1, seq_len=20)
     with pytest.raises(NeurofxError, match="too few for seq_len=60"):
-        run_autoencoder_study(bars_2023.iloc[:150], tmp_path, iterations=1)
+        _stage(bars_2023.iloc[:150], tmp_path, iterations=1)
+    with pytest.raises(NeurofxError, match="autoencoder.width: unknown; valid: bars_in"):
+        _stage(bars_2023, tmp_path, iterations=1, model_args={"autoencoder": {"width": 3}})
+
+
+def test_lag_study_interrupt_and_resume_is_exact(bars_2023, tmp_path, capsys):
+    small = dict(iterations=6, batch=2, seq_len=8, lr=1e-2, seed=3, val_every=2,
+                 checkpoint_every=2, bars_in=2, bars_out=4, lstm=(8,), latent=2, decoder=(8,))
+    bars = bars_2023.iloc[:600]
+    Trainer(_stage(bars, tmp_path / "a", **small)).run()
+
+    def interrupt(it):
+        if it == 3:
+            signal.raise_signal(signal.SIGINT)  # what Ctrl-C does: finish the batch, checkpoint
+
+    with pytest.raises(TrainingInterrupted):
+        Trainer(_stage(bars, tmp_path / "b", **small), on_iteration=interrupt).run()
+    assert "checkpoint saved at iteration 3" in capsys.readouterr().err
+    assert not (tmp_path / "b/autoencoder_study.json").exists()
+    with pytest.raises(NeurofxError, match="already has an autoencoder checkpoint"):
+        Trainer(_stage(bars, tmp_path / "b", **small)).run()
+    with pytest.raises(NeurofxError, match="made with lr = 0.01, not 0.02"):
+        Trainer(_stage(bars, tmp_path / "b", resume=True, **{**small, "lr": 2e-2})).run()
+    Trainer(_stage(bars, tmp_path / "b", resume=True, **small)).run()
+    for name in ("autoencoder.npz", "checkpoints/autoencoder-0000006-autoencoder.npz"):
+        with np.load(tmp_path / "a" / name) as a, np.load(tmp_path / "b" / name) as b:
+            assert a.files == b.files
+            for k in a.files:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+    logs = [[{k: v for k, v in r.items() if k != "wall_s"}
+             for r in files.read_log(tmp_path / run / "study_autoencoder.csv")]
+            for run in ("a", "b")]
+    assert logs[0] == logs[1] and len(logs[0]) == 7
+    assert ((tmp_path / "a/autoencoder_study.json").read_text()
+            == (tmp_path / "b/autoencoder_study.json").read_text())

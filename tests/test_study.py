@@ -25,7 +25,8 @@ from neurofx.study.actor import (
 )
 from neurofx.study.data import Dataset, Window, WindowSampler, load_dataset, make_batch
 from neurofx.study.encoder import EncoderStage, forecast, load_encoder
-from neurofx.study.loop import Settings, masked_mse, run_stage
+from neurofx.study.losses import masked_mse
+from neurofx.study.settings import Settings
 from neurofx.study.targets import (
     TargetScaler,
     actor_inputs,
@@ -34,6 +35,7 @@ from neurofx.study.targets import (
     encoder_targets,
     improvement_targets,
 )
+from neurofx.study.trainer import Trainer
 
 TINY = {"encoder": {"hidden": 16}, "actor": {"hidden": 16}, "critic": {"hidden": 16}}
 
@@ -258,14 +260,14 @@ def trained(tmp_path_factory):
     enc = Settings(stage="encoder", store=str(root / "store"), iterations=30,
                    model_args=TINY, **common)
     data = load_dataset(enc.store, enc.val_share, enc.seed)
-    enc_summary = run_stage(EncoderStage(enc, data))
+    enc_summary = Trainer(EncoderStage(enc, data)).run()
     # the critic learns the small action -> reward map best from more rows at a lower rate
     act = Settings(stage="actor", store=str(root / "store_actor"), iterations=60,
                    model_args={**TINY, "actor": {"hidden": 16, "kld_mult": 0.0}},
                    **{**common, "batch": 32, "lr": 3e-3})
     act_data = load_dataset(act.store, act.val_share, act.seed)
     act_stage = ActorStage(act, act_data)
-    act_summary = run_stage(act_stage)
+    act_summary = Trainer(act_stage).run()
     return root, data, enc_summary, act_data, act_summary, act_stage
 
 

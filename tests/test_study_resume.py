@@ -13,7 +13,8 @@ from neurofx.cli import main
 from neurofx.study import files
 from neurofx.study.data import load_dataset
 from neurofx.study.encoder import EncoderStage
-from neurofx.study.loop import Settings, TrainingInterrupted, run_stage
+from neurofx.study.settings import Settings
+from neurofx.study.trainer import Trainer, TrainingInterrupted
 
 ARGS = ["--iterations", "6", "--batch", "3", "--seq-len", "6", "--val-every", "2",
         "--checkpoint-every", "2", "--lr", "1e-2", "--no-progress", "--seed", "4"]
@@ -79,7 +80,7 @@ def test_encoder_interrupt_and_resume_is_exact(store, tmp_path, capsys):
     stage = EncoderStage(_settings(store, root, "encoder",
                                    model_args={"encoder": {"hidden": 8}}), data)
     with pytest.raises(TrainingInterrupted):
-        run_stage(stage, on_iteration=_interrupt_at(3))
+        Trainer(stage, on_iteration=_interrupt_at(3)).run()
     doc = json.loads((root / "b/checkpoints/encoder.json").read_text())
     assert doc["iteration"] == 3 and len(doc["log"]) == 4
     assert "checkpoint saved at iteration 3" in capsys.readouterr().err
@@ -106,7 +107,7 @@ def test_actor_interrupt_and_resume_is_exact(store, tmp_path):
     stage = ActorStage(_settings(store, root, "actor", model_args={
         "actor": {"hidden": 8}, "critic": {"hidden": 8}}), data)
     with pytest.raises(TrainingInterrupted):
-        run_stage(stage, on_iteration=_interrupt_at(3))
+        Trainer(stage, on_iteration=_interrupt_at(3)).run()
     assert main(base + ["--run", "b", "--resume"] + TINY_AC) == 0
     _assert_same(root / "a", root / "b", "actor")
     doc, arrays = _final_arrays(root / "b", "actor")

@@ -17,7 +17,8 @@ from neurofx.cli import main
 from neurofx.commands import build_parser
 from neurofx.study.data import load_dataset
 from neurofx.study.encoder import EncoderStage, forecast_mse, gather, load_encoder
-from neurofx.study.loop import Settings, TrainingInterrupted, run_stage
+from neurofx.study.settings import Settings
+from neurofx.study.trainer import Trainer, TrainingInterrupted
 
 # reduced TPM encoder: the input stays 120 bars x 9 (the store's states)
 SMALL = ["--model-arg", "encoder.hidden=16", "--model-arg", "encoder.levels=[2,1]"]
@@ -112,7 +113,7 @@ def test_tpm_encoder_interrupt_and_resume_is_exact(store, tmp_path, capsys):
             signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(TrainingInterrupted):
-        run_stage(EncoderStage(settings, load_dataset(store, 0.2, 4)), on_iteration=interrupt)
+        Trainer(EncoderStage(settings, load_dataset(store, 0.2, 4)), on_iteration=interrupt).run()
     assert main(args + ["--run", "b", "--resume"]) == 0
     with np.load(root / "a/encoder.npz") as a, np.load(root / "b/encoder.npz") as b:
         assert a.files == b.files
@@ -155,8 +156,8 @@ def test_study_autoencoder_command_writes_its_report(tmp_path, capsys):
     assert [int(r["lag_bars"]) for r in rows] == [0, 1, 2, 3]
     np.testing.assert_allclose([float(r["mse"]) for r in rows], summary["mse_by_lag"],
                                rtol=1e-5)
-    with open(folder / "autoencoder_loss.csv") as fh:
-        assert [int(r["iteration"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+    with open(folder / "study_autoencoder.csv") as fh:
+        assert [int(r["iteration"]) for r in csv.DictReader(fh)] == [0, 1, 2, 3]
     assert (folder / "autoencoder.npz").is_file()
     assert not [p for p in folder.iterdir() if is_temp_name(p.name)]
     # bad settings: one line, exit 2
@@ -165,3 +166,10 @@ def test_study_autoencoder_command_writes_its_report(tmp_path, capsys):
     assert "autoencoder.width: unknown; valid: bars_in" in err and "\n" not in err
     assert main(["study", "encoder", "--run", "x", "--set", f"runs.root={root}"]) == 2
     assert "study encoder: --store is required" in capsys.readouterr().err
+    # a checkpointed run is not overwritten silently; --resume extends it
+    assert main(argv) == 2
+    assert "already has an autoencoder checkpoint; add --resume" in capsys.readouterr().err
+    assert main(argv + ["--resume", "--iterations", "4"]) == 0
+    assert json.loads((folder / "autoencoder_study.json").read_text())["iterations"] == 4
+    with open(folder / "study_autoencoder.csv") as fh:
+        assert [int(r["iteration"]) for r in csv.DictReader(fh)] == [0, 1, 2, 3, 4]

@@ -3,7 +3,8 @@
 ``encoder`` trains the forecaster (spec 5.2); ``actor`` trains the critic and the actor with
 the run's encoder frozen (spec 5.3). ``--compare-optimizers adam,adam-mini`` trains the same
 stage once per optimizer and writes a comparison. ``autoencoder`` runs seed 002's recall study
-(:func:`neurofx.autoencoder.run_autoencoder_study`) on the configured bars. See docs/study.md.
+(:class:`neurofx.study.autoencoder.AutoencoderStage`) on the configured bars. Every stage is
+trained by :class:`neurofx.study.trainer.Trainer`. See docs/study.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ ROLES = {"encoder": ("encoder",), "actor": ("actor", "critic"), "autoencoder": (
 # stage defaults of the flags left out: iterations, batch, seq_len, lr
 DEFAULTS = {"encoder": (200, 16, 100, 3e-4), "actor": (200, 16, 100, 3e-4),
             "autoencoder": (200, 8, 60, 1e-3)}
-AUTOENCODER_ARGS = ("bars_in", "bars_out", "lstm", "latent", "decoder", "recall_ratio")
 AUTOENCODER_RUN = "autoencoder"
 
 
@@ -51,7 +51,8 @@ def add_arguments(parser) -> None:
                    "default) or baseline (small MLPs)")
     g.add_argument("--model-arg", action="append", default=[], metavar="ROLE.KEY=VALUE",
                    help="model size override, e.g. encoder.hidden=64 (repeatable); "
-                   "autoencoder: autoencoder.{" + ",".join(AUTOENCODER_ARGS) + "}")
+                   "autoencoder: autoencoder.{bars_in,bars_out,lstm,latent,decoder,"
+                   "recall_ratio}")
     g.add_argument("--seed", type=int, default=0, help="sampling and split seed (default 0)")
     v = parser.add_argument_group("validation and checkpoints")
     v.add_argument("--val-share", type=float, default=0.2, metavar="F",
@@ -115,7 +116,7 @@ def _check_run(run: str) -> None:
 
 
 def settings_from_args(args):
-    from neurofx.study.loop import Settings
+    from neurofx.study.settings import Settings
 
     cfg = load_config(args.config, args.set)
     _fill_defaults(args)
@@ -127,7 +128,7 @@ def settings_from_args(args):
     if "betas" in opt_args and isinstance(opt_args["betas"], list):
         opt_args["betas"] = tuple(opt_args["betas"])
     settings = Settings(
-        stage=args.stage, store=args.store, run=args.run, runs_root=cfg["runs"]["root"],
+        stage=args.stage, store=args.store, run=args.run, runs_root=cfg.runs.root,
         iterations=args.iterations, batch=args.batch, seq_len=args.seq_len,
         optimizer=args.optimizer, lr=args.lr, opt_args=opt_args,
         val_share=args.val_share, val_every=args.val_every, val_batches=args.val_batches,
@@ -149,94 +150,45 @@ def make_stage(settings, data):
     return ActorStage(settings, data)
 
 
-def _prepare_folder(settings) -> None:
-    """Refuse to overwrite a checkpointed run silently; ``--fresh`` clears the stage's one."""
-    from neurofx.study import files
-
-    ckpt = files.checkpoint_json(settings.out_dir, settings.stage)
-    if ckpt.exists() and not settings.resume:
-        if not settings.fresh:
-            raise NeurofxError(f"{ckpt}: run {settings.run!r} already has a {settings.stage} "
-                               f"checkpoint; add --resume to continue it, --fresh to start over, "
-                               f"or choose another --run")
-        ckpt.unlink()
-        for p in ckpt.parent.glob(f"{settings.stage}-*.npz"):
-            p.unlink()
-
-
-def run_autoencoder(args) -> int:
+def run_autoencoder(settings, cfg) -> int:
     """`neurofx study autoencoder`: the recall study on the configured bars of
     [research.start, research.end), written into <runs.root>/<run>/."""
-    from pathlib import Path
-
     import pandas as pd
 
-    from neurofx.autoencoder import run_autoencoder_study
     from neurofx.data import load_bars
+    from neurofx.study.autoencoder import AutoencoderStage
+    from neurofx.study.trainer import Trainer
 
-    cfg = load_config(args.config, args.set)
-    _fill_defaults(args)
-    run_name = args.run or AUTOENCODER_RUN
-    _check_run(run_name)
-    extra = parse_pairs(args.model_arg, "--model-arg", ROLES["autoencoder"]).get("autoencoder",
-                                                                                  {})
-    bad = sorted(set(extra) - set(AUTOENCODER_ARGS))
-    if bad:
-        raise NeurofxError(f"--model-arg autoencoder.{bad[0]}: unknown; valid: "
-                           f"{', '.join(AUTOENCODER_ARGS)}")
-    for key in ("lstm", "decoder"):
-        if key in extra:
-            value = extra[key] if isinstance(extra[key], list) else [extra[key]]
-            if not value or not all(isinstance(v, int) and v >= 1 for v in value):
-                raise NeurofxError(f"--model-arg autoencoder.{key}={extra[key]!r}: expected a "
-                                   f"list of sizes >= 1, e.g. [64,32]")
-            extra[key] = tuple(value)
-    d, r = cfg["data"], cfg["research"]
-    bars = load_bars(d["file"] or None, fmt=d["format"], source_tz=d["source_tz"] or None,
-                     tz=d["tz"] or None)
-    bars = bars[(bars.index >= pd.Timestamp(r["start"])) & (bars.index < pd.Timestamp(r["end"]))]
-    out = Path(cfg["runs"]["root"]) / run_name
-    bar = None
-    if not args.no_progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=args.iterations, desc="study autoencoder", unit="it", file=sys.stderr,
-                   dynamic_ncols=True)
-
-    def progress(it, loss):
-        bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
-        bar.update(1)
-
-    try:
-        summary = run_autoencoder_study(
-            bars, out, args.iterations, args.seed, batch=args.batch, seq_len=args.seq_len,
-            lr=args.lr, val_share=args.val_share, optimizer=args.optimizer,
-            progress=progress if bar is not None else None, **extra)
-    finally:
-        if bar is not None:
-            bar.close()
-    print(f"autoencoder: {len(bars)} bars {r['start']} .. {r['end']}, "
-          f"{summary['iterations']} iterations, final train loss "
-          f"{summary['final_train_loss']:.4g}")
-    print(f"recalled lags (error < {summary['recall_ratio']} x mean square): "
-          f"{summary['recalled_lags']} of {summary['bars_out']}, "
-          f"{summary['recalled_beyond_input']} beyond the {summary['bars_in']} input bars")
-    print(f"wrote {out / 'autoencoder.npz'}, autoencoder_lags.csv, autoencoder_loss.csv, "
-          f"autoencoder_study.json")
+    d, r = cfg.data, cfg.research
+    bars = load_bars(d.file or None, fmt=d.format, source_tz=d.source_tz or None,
+                     tz=d.tz or None)
+    bars = bars[(bars.index >= pd.Timestamp(r.start)) & (bars.index < pd.Timestamp(r.end))]
+    summary = Trainer(AutoencoderStage(settings, bars)).run()
+    report = summary.report
+    print(f"autoencoder: {len(bars)} bars {r.start} .. {r.end}, "
+          f"{report['iterations']} iterations, final train loss "
+          f"{report['final_train_loss']:.4g}")
+    print(f"recalled lags (error < {report['recall_ratio']} x mean square): "
+          f"{report['recalled_lags']} of {report['bars_out']}, "
+          f"{report['recalled_beyond_input']} beyond the {report['bars_in']} input bars")
+    print(f"wrote {settings.out_dir / 'autoencoder.npz'}, autoencoder_lags.csv, "
+          f"autoencoder_study.json, log study_autoencoder.csv")
+    if summary.stopped_early:
+        print("stopped early: validation plateau")
     return 0
 
 
 def run(args) -> int:
     if args.stage == "autoencoder":
-        if args.compare_optimizers or args.store or args.resume or args.fresh:
-            raise NeurofxError("study autoencoder: --store, --resume, --fresh and "
-                               "--compare-optimizers apply to the encoder and actor stages only")
-        return run_autoencoder(args)
+        if args.compare_optimizers or args.store:
+            raise NeurofxError("study autoencoder: --store and --compare-optimizers apply to "
+                               "the encoder and actor stages only")
+        args.store, args.run = "", args.run or AUTOENCODER_RUN
+        return run_autoencoder(settings_from_args(args), load_config(args.config, args.set))
     from neurofx.study.compare import compare, markdown, parse_names
     from neurofx.study.data import load_dataset
-    from neurofx.study.loop import loss_label, run_stage
+    from neurofx.study.losses import loss_label
+    from neurofx.study.trainer import Trainer
 
     settings = settings_from_args(args)
     names = parse_names(args.compare_optimizers) if args.compare_optimizers else None
@@ -244,7 +196,7 @@ def run(args) -> int:
     print(f"study {settings.stage}: {len(data.trajs)} trajectories ({len(data.train)} train, "
           f"{len(data.val)} validation), {data.nbytes / 2**20:.0f} MiB in memory")
     if names:
-        rows, folder = compare(settings, data, names, make_stage, prepare=_prepare_folder)
+        rows, folder = compare(settings, data, names, make_stage)
         print(markdown(rows), end="")
         print(f"wrote {folder / 'comparison.csv'}, comparison.md, comparison.png")
         return 0
@@ -254,8 +206,7 @@ def run(args) -> int:
             how = "sequences (full BPTT)" if part.model.supports_sequences else "step by step"
             print(f"{name}: model {settings.model}, loss {loss_label(part.model)}, trained on "
                   f"{how}")
-    _prepare_folder(settings)
-    summary = run_stage(stage)
+    summary = Trainer(stage).run()
     for name, part in stage.parts.items():
         if part.output:
             best = summary.best.get(name)

@@ -1,7 +1,10 @@
-"""`neurofx study`: training the encoder, actor and critic from collected trajectories.
+"""`neurofx study`: training the encoder, actor and critic from collected trajectories, and
+seed 002's recurrent-autoencoder recall study.
 
-Modules: :mod:`.targets` (what is learnt), :mod:`.data` (store loading, split, the seed's
-sub-sequence sampling), :mod:`.loop` (the shared training loop), :mod:`.files` (log,
-checkpoints, plots), :mod:`.encoder` and :mod:`.actor` (the two stages), :mod:`.compare`
-(optimizer comparison). See docs/study.md.
+Modules: :mod:`.settings` (what a run depends on), :mod:`.stage` (the stage interface, the
+trajectory stages' base and the optimizer factory), :mod:`.trainer` (the one training loop:
+validation, checkpoints, resume, early stopping, log, Ctrl-C), :mod:`.losses`, :mod:`.targets`
+(what is learnt), :mod:`.data` (store loading, split, the seed's sub-sequence sampling),
+:mod:`.files` (log, checkpoints, plots), the stages :mod:`.encoder`, :mod:`.actor` and
+:mod:`.autoencoder`, and :mod:`.compare` (optimizer comparison). See docs/study.md.
 """

@@ -15,7 +15,7 @@ Per step j of a batch of chronological sub-sequences (all models reset at the ba
    score and standardised again (:func:`~.targets.improvement_targets`), and the gradient flows
    back through the critic into the actor.
 
-The losses are the models' own (``loop.set_loss``: MSE for ``baseline``, the seed's FreDF,
+The losses are the models' own (``losses.set_loss``: MSE for ``baseline``, the seed's FreDF,
 i.e. 0.3 MSE + 0.7 MAE on single-step outputs, for ``tpm``); a sequence encoder computes the
 batch's forecasts in one forward. Steps 4 and 5 are summed into one backward and one actor
 optimizer step (the seed makes two updates). The critic's gradient buffer, filled by step 5,
@@ -37,9 +37,11 @@ from neurofx.nn.tensor import Tensor, no_grad
 from neurofx.schema import FORECAST_SIZE, N_REWARDS, STATE_SIZE
 
 from . import files
-from .data import Batch, Dataset, validation_batches
+from .data import Batch, Dataset
 from .encoder import ENCODER_FILE, gather, gather_sequence, load_encoder
-from .loop import Part, Settings, Stage, build_optimizer, model_loss, set_loss, with_extras
+from .losses import model_loss, set_loss, with_extras
+from .settings import Settings
+from .stage import Part, TrajectoryStage
 from .targets import (
     IMPROVE_DOWN,
     IMPROVE_UP,
@@ -54,7 +56,7 @@ ACTOR_FILE, CRITIC_FILE = "actor.npz", "critic.npz"
 CRITIC_FIX = "retrain the critic with 'neurofx study actor'"
 
 
-class ActorStage(Stage):
+class ActorStage(TrajectoryStage):
     name = "actor"
     train_keys = ("critic", "actor", "q")
     val_keys = ("critic", "actor", "q")
@@ -77,10 +79,8 @@ class ActorStage(Stage):
         self.critic = agents.build("critic", settings.model, **args.get("critic", {}))
         losses = {role: set_loss(m, role, settings.model)
                   for role, m in (("actor", self.actor), ("critic", self.critic))}
-        self.opt_actor = build_optimizer(settings.optimizer, self.actor.store, settings.lr,
-                                         settings.opt_args)
-        self.opt_critic = build_optimizer(settings.optimizer, self.critic.store, settings.lr,
-                                          settings.opt_args)
+        self.opt_actor = self.optimizer_for(self.actor)
+        self.opt_critic = self.optimizer_for(self.critic)
         self._check_encoder(path)
         self.states = [t.states for t in data.trajs]
         self.accounts = [actor_inputs(t.accounts) for t in data.trajs]
@@ -102,8 +102,6 @@ class ActorStage(Stage):
                           {**base, "role": "actor", "overrides": args.get("actor", {}),
                            "loss": losses["actor"]}),
         }
-        self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
-                                              settings.val_batches, settings.seed)
 
     def _check_encoder(self, path) -> None:
         """The encoder's output must be the 216-value forecast the actor and critic read."""

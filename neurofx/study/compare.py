@@ -19,11 +19,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from neurofx.atomic import atomic_path, write_text_atomic
 from neurofx.errors import NeurofxError
-from neurofx.reports.io import atomic_path, write_text_atomic
 
-from .data import Dataset
-from .loop import Settings, Stage, Summary, run_stage
+from .settings import Settings
+from .stage import Stage
+from .trainer import Summary, Trainer
 
 COLORS = ("#1f4e9c", "#c62828", "#2e7d32", "#e08a00", "#6a1b9a", "#00838f", "#5d4037")
 
@@ -36,19 +37,19 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
-def compare(settings: Settings, data: Dataset, names: list[str], make_stage,
-            on_iteration=None, prepare=None) -> tuple[list[dict], Path]:
-    """Build every stage first (bad names fail before anything is written), call
-    ``prepare(settings)`` for each, then train each."""
+def compare(settings: Settings, data, names: list[str], make_stage,
+            on_iteration=None) -> tuple[list[dict], Path]:
+    """Train ``make_stage(settings with optimizer n, data)`` once per name ``n`` with the
+    :class:`Trainer`. Every stage is built and every output folder checked
+    (:meth:`Trainer.prepare`) first, so bad names or a checkpointed folder fail before anything
+    trains."""
     folder = settings.run_dir / f"compare_{settings.stage}"
     stages: list[Stage] = [make_stage(replace(settings, optimizer=n, out=str(folder / n)), data)
                            for n in names]
-    if prepare is not None:
-        for stage in stages:
-            prepare(stage.settings)
-    summaries: list[Summary] = []
-    for stage in stages:
-        summaries.append(run_stage(stage, on_iteration))
+    trainers = [Trainer(stage, on_iteration) for stage in stages]
+    for trainer in trainers:
+        trainer.prepare()
+    summaries: list[Summary] = [trainer.run() for trainer in trainers]
     rows = table_rows(names, summaries, stages[0].parts)
     write_table(folder, rows)
     plot_comparison(folder / "comparison.png", names, summaries, stages[0])

@@ -23,8 +23,10 @@ from neurofx.nn.tensor import no_grad
 from neurofx.schema import FORECAST_BARS, FORECAST_SIZE
 
 from . import files
-from .data import Batch, Dataset, validation_batches
-from .loop import Part, Settings, Stage, build_optimizer, model_loss, set_loss, with_extras
+from .data import Batch, Dataset
+from .losses import model_loss, set_loss, with_extras
+from .settings import Settings
+from .stage import Part, TrajectoryStage
 from .targets import TargetScaler, encoder_targets
 
 ENCODER_FILE = "encoder.npz"
@@ -43,7 +45,7 @@ def gather_sequence(arrays: list[np.ndarray], batch: Batch) -> np.ndarray:
                     axis=1).astype(np.float32)
 
 
-class EncoderStage(Stage):
+class EncoderStage(TrajectoryStage):
     name = "encoder"
     train_keys = ("loss",)
     val_keys = ("loss",)
@@ -54,8 +56,7 @@ class EncoderStage(Stage):
         overrides = settings.model_args.get(ROLE, {})
         self.model = agents.build(ROLE, settings.model, **overrides)
         self.loss_name = set_loss(self.model, ROLE, settings.model)
-        self.optimizer = build_optimizer(settings.optimizer, self.model.store, settings.lr,
-                                         settings.opt_args)
+        self.optimizer = self.optimizer_for(self.model)
         self.scaler = TargetScaler.fit([data.trajs[i] for i in data.train])
         self.states = [t.states for t in data.trajs]
         self.targets = [self.scaler.transform(encoder_targets(t.states)) for t in data.trajs]
@@ -64,8 +65,6 @@ class EncoderStage(Stage):
                 "n_forecast": FORECAST_BARS, "loss": self.loss_name}
         self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta,
                                  self.scaler)}
-        self.val_windows = validation_batches(data, data.val, settings.seq_len, settings.batch,
-                                              settings.val_batches, settings.seed)
 
     def train_batch(self, batch: Batch) -> dict[str, float]:
         model, opt = self.model, self.optimizer

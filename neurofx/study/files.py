@@ -12,16 +12,15 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from neurofx.atomic import atomic_path, write_text_atomic
 from neurofx.errors import NeurofxError
 from neurofx.nn.serialize import ModelFileError
-from neurofx.reports.io import atomic_path, write_text_atomic
 
 from .targets import TargetScaler
 
@@ -105,6 +104,14 @@ def save_checkpoint(out_dir: Path, stage: str, iteration: int, parts: dict, doc:
             p.unlink(missing_ok=True)
 
 
+def remove_checkpoint(out_dir: Path, stage: str) -> None:
+    """Delete the stage's checkpoint: its JSON first (uncommitted), then its model files."""
+    path = checkpoint_json(out_dir, stage)
+    path.unlink(missing_ok=True)
+    for p in path.parent.glob(f"{stage}-*.npz"):
+        p.unlink()
+
+
 def read_checkpoint(out_dir: Path, stage: str) -> dict:
     path = checkpoint_json(out_dir, stage)
     if not path.is_file():
@@ -128,7 +135,7 @@ def read_checkpoint(out_dir: Path, stage: str) -> dict:
 def check_scalers(doc: dict, parts: dict, store: str) -> None:
     """The target scalers recorded in a checkpoint (``target_scalers``: part name -> scaler)
     must equal those the stage fitted now on the same training trajectories of ``store`` (they
-    do unless the store's files changed content). ``parts``: name -> ``loop.Part``."""
+    do unless the store's files changed content). ``parts``: name -> ``stage.Part``."""
     saved = doc.get("target_scalers")
     for name, part in parts.items():
         if part.scaler is None:
@@ -194,5 +201,20 @@ def plot_curves(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, 
     return path
 
 
-def remove_quietly(path: os.PathLike) -> None:
-    Path(path).unlink(missing_ok=True)
+def plot_log(path: Path, rows: list[dict], groups: dict[str, list[str]], title: str) -> Path:
+    """:func:`plot_curves` of log ``rows``: one panel per group (title -> metric keys)."""
+    return plot_curves(path, loss_panels(rows, groups), title)
+
+
+def loss_panels(rows: list[dict], groups: dict[str, list[str]]):
+    """Panels for :func:`plot_curves` from the log rows: group title -> metric keys."""
+    it = np.array([r["iteration"] for r in rows], dtype=np.float64)
+    panels = []
+    for title, keys in groups.items():
+        curves = []
+        for key in keys:
+            y = np.array([r.get(key, math.nan) if r.get(key) is not None else math.nan
+                          for r in rows], dtype=np.float64)
+            curves.append((key, it, y, "o-" if key.startswith("val_") else "-"))
+        panels.append((title, curves))
+    return panels
