@@ -27,6 +27,7 @@ import numpy as np
 
 from neurofx.atomic import fsync_dir, is_temp_name, write_bytes_atomic, write_json_atomic
 from neurofx.errors import NeurofxError
+from neurofx.locks import LOCK_NAME
 
 from .trajectory import ARRAY_SPECS, Trajectory, check_arrays
 
@@ -128,7 +129,7 @@ class TrajectoryStore:
 
     @staticmethod
     def _is_ours(name: str) -> bool:
-        return is_temp_name(name) or bool(_FILE_RE.fullmatch(name))
+        return is_temp_name(name) or name == LOCK_NAME or bool(_FILE_RE.fullmatch(name))
 
     @staticmethod
     def _read_manifest(mpath: Path) -> dict:
@@ -297,7 +298,7 @@ class TrajectoryStore:
     def _clean_orphans(self) -> None:
         listed = {e["file"] for e in self.entries}
         for p in self.path.iterdir():
-            if self._is_ours(p.name) and p.name not in listed and p.is_file():
+            if self._is_ours(p.name) and p.name not in listed | {LOCK_NAME} and p.is_file():
                 p.unlink(missing_ok=True)
 
     # ---- summary ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -54,6 +55,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``path`` for the caller to fill; after the
+    ``with`` body it replaces ``path`` as a whole.
+
+    The old folder is renamed aside, the new one renamed into place and the old one deleted, so
+    a reader sees the old folder or the new one, never a mix of both (for a moment, none). If
+    the body raises, the temporary folder is removed and ``path`` is untouched. Leftovers of a
+    killed writer (names starting with :data:`TEMP_PREFIX`) are removed by the next writer, so
+    the caller must be the folder's only writer (see :mod:`neurofx.locks`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f"{TEMP_PREFIX}*-{path.name}"):
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    tag = f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp, aside = path.with_name(f"{tag}-{path.name}"), path.with_name(f"{tag}-old-{path.name}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            os.rename(path, aside)
+        os.rename(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if aside.exists() and not path.exists():
+            os.rename(aside, path)  # the swap failed half-way: the old folder goes back
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -68,6 +68,13 @@ class BacktestReport:
     spread: PassSpread | None
     comparison_path: Path | None
 
+    def moved(self, old: Path, new: Path) -> BacktestReport:
+        """The same report after its folder ``old`` was renamed to ``new``."""
+        def at(p: Path | None) -> Path | None:
+            return None if p is None else Path(new) / Path(p).relative_to(old)
+        return dataclasses.replace(self, report_path=at(self.report_path),
+                                   comparison_path=at(self.comparison_path))
+
 
 def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title: str,
                           extra: Mapping | None = None,

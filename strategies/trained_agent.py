@@ -23,8 +23,9 @@ MODEL_FILES = {"encoder": "encoder.npz", "actor": "actor.npz"}
 
 
 def _first_steps(run: str) -> str:
-    return (f"run 'neurofx research --run {run}', 'neurofx study encoder --run {run}' and "
-            f"'neurofx study actor --run {run}' first, or test the demo with --agent ma-cross")
+    return (f"collect trajectories with 'neurofx research --store STORE', then run 'neurofx "
+            f"study encoder --store STORE --run {run}' and 'neurofx study actor --store STORE "
+            f"--run {run}', or test the demo with --agent ma-cross")
 
 
 def model_paths(runs_root: str | Path, run: str, encoder: str | Path | None = None,

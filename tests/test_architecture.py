@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # installed package -> source folder ([tool.setuptools.package-dir])
 SOURCES = {"neurofx.strategies": "strategies", "neurofx.nn": "nn", "neurofx.kernels": "kernels",
            "neurofx.collectors": "collectors", "neurofx.reports": "reports", "neurofx": "neurofx"}
-CORE = {"neurofx", "neurofx.errors", "neurofx.atomic", "neurofx.schema", "neurofx.deals"}
+CORE = {"neurofx", "neurofx.errors", "neurofx.atomic", "neurofx.schema", "neurofx.deals",
+        "neurofx.locks"}
 # layer -> the layers it may import (besides itself); "core" = the modules in CORE
 ALLOWED = {
     "core": set(),

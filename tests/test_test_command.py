@@ -124,8 +124,9 @@ def test_missing_models_name_the_command_to_run(capsys, tmp_path):
     rc, _, err = _run(capsys, "test", "--run", "fresh", "--set", root)
     line = _one_error_line(err)
     assert rc == 2 and "no such run" in line
-    assert "'neurofx research --run fresh'" in line
-    assert "'neurofx study encoder --run fresh'" in line
+    assert "'neurofx research --store STORE'" in line  # a command that exists (issue 12)
+    assert "'neurofx study encoder --store STORE --run fresh'" in line
+    assert not (tmp_path / "fresh").exists()  # a failed test leaves no run folder behind
     (tmp_path / "half").mkdir()
     rc, _, err = _run(capsys, "test", "--run", "half", "--set", root)
     assert rc == 2 and _one_error_line(err) == (

@@ -17,6 +17,7 @@ from neurofx.collectors.trajectory import Trajectory
 from neurofx.config import Config, run_dir, snapshot
 from neurofx.data.features import first_valid_row
 from neurofx.errors import NeurofxError
+from neurofx.locks import exclusive
 from neurofx.schema import HISTORY_BARS
 from neurofx.strategies import research
 from neurofx.strategies.agent import window_bounds
@@ -86,8 +87,14 @@ def run_research(cfg: Config, command: str = "neurofx research",
     and ``on_result(spec, trajectory, add_result, summary)`` after each pass, in order. Ctrl-C
     raises :class:`ResearchInterrupted` with every committed pass kept."""
     cfg = resolve(cfg)
+    # a corrupt or foreign directory stops the run before any work; then one writer at a time
+    TrajectoryStore.open(store_path(cfg), create=True, capacity=cfg.research.capacity)
+    with exclusive(store_path(cfg), "trajectory store"):
+        return _collect(cfg, command, on_start, on_result)
+
+
+def _collect(cfg: Config, command: str, on_start, on_result) -> ResearchResult:
     r = cfg.research
-    # open the store first: a corrupt or foreign directory stops the run before any work
     store = TrajectoryStore.open(store_path(cfg), create=True, capacity=r.capacity)
     bars = cfg.data.load_bars()
     features = cfg.data.features(bars)

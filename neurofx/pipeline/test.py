@@ -15,8 +15,10 @@ from datetime import date, datetime
 
 import pandas as pd
 
+from neurofx.atomic import atomic_folder
 from neurofx.config import Config, TestSettings, run_dir, snapshot
 from neurofx.errors import NeurofxError
+from neurofx.locks import exclusive
 from neurofx.reports.backtest import BacktestReport, bars_clock, write_backtest_report
 from neurofx.reports.excursions import trade_excursions
 from neurofx.reports.metrics import BarSeries, summary_lines
@@ -29,7 +31,7 @@ from neurofx.strategies.backtest import (
     run_ma_cross_pass,
     run_neural_passes,
 )
-from neurofx.strategies.trained_agent import load_test_policy, model_paths
+from neurofx.strategies.trained_agent import LoadedPolicy, load_test_policy, model_paths
 
 DEFAULT_START = TestSettings.start
 DEFAULT_END = TestSettings.end
@@ -79,14 +81,17 @@ def parse_period(start: str | None = None, end: str | None = None) -> Period:
 
 
 def check_period_in_bars(bars: pd.DataFrame, period: Period) -> None:
-    """One-line error when the bars hold nothing of the period."""
+    """One-line error when the period reaches past the bars' first or last day (or holds
+    none of them)."""
     idx = pd.DatetimeIndex(bars.index)
     n = int(((idx >= period.start_ts) & (idx < period.end_exclusive_ts)).sum())
-    if n == 0:
+    first, last = idx[0].date(), idx[-1].date()
+    if n == 0 or period.start < first or period.end > last:
         src = bars.attrs.get("source", "bar file")
+        what = "no bars from" if n == 0 else "the file does not cover all of"
         raise NeurofxError(
-            f"{src}: no bars from {period}; the file covers {idx[0]:%Y-%m-%d} to "
-            f"{idx[-1]:%Y-%m-%d}, pass --start/--end inside that range")
+            f"{src}: {what} {period}; the file covers {first:%Y-%m-%d} to "
+            f"{last:%Y-%m-%d}, pass --start/--end inside that range")
 
 
 def check_settings(t: TestSettings) -> None:
@@ -125,6 +130,13 @@ def run_test(cfg: Config, run: str) -> BacktestResult:
     if t.agent == "neural":  # models first: a missing model must not wait for the bars
         paths = model_paths(cfg.runs.root, run, t.encoder or None, t.actor or None)
         loaded = load_test_policy(paths, run, stochastic=t.passes > 0)
+    with exclusive(run_dir(cfg, run), "run folder"):
+        return _run_test(cfg, run, period, loaded)
+
+
+def _run_test(cfg: Config, run: str, period: Period, loaded: LoadedPolicy | None
+              ) -> BacktestResult:
+    t = cfg.test
     bars = cfg.data.load_bars()
     check_period_in_bars(bars, period)
     clock = bars_clock(bars, cfg.data.tz)
@@ -154,6 +166,9 @@ def run_test(cfg: Config, run: str) -> BacktestResult:
         label = "neural agent"
     title = f"{run}: {label}, {broker.symbol} H1, {period}"
     data = [pass_data(o) for o in outcomes]
-    snapshot(cfg, folder, "test")
-    report = write_backtest_report(folder, data, title, extra, clock)
-    return BacktestResult(title, report, len(outcomes))
+    # the folder is written whole under a temporary name and swapped in: a reader (or a
+    # killed run) never leaves metrics of one test beside the report of another
+    with atomic_folder(folder) as tmp:
+        snapshot(cfg, tmp, "test")
+        report = write_backtest_report(tmp, data, title, extra, clock)
+    return BacktestResult(title, report.moved(tmp, folder), len(outcomes))

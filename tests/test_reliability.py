@@ -1,0 +1,155 @@
+"""One writer per store and run folder (two real processes, synchronised by a pipe), test
+outputs committed as a unit, and periods the bars do not cover refused (issue 12)."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from neurofx.atomic import atomic_folder
+from neurofx.cli import main
+from neurofx.pipeline import test as test_step
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from neurofx.locks import exclusive
+    with exclusive(sys.argv[1], "folder"):
+        print("locked", flush=True)
+        sys.stdin.readline()  # hold the lock until the test says so
+""")
+
+
+class Holder:
+    """A second process holding a folder's lock until released (or killed)."""
+
+    def __init__(self, folder):
+        self.proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline() == "locked\n"  # the handshake: it holds the lock
+
+    def release(self):
+        self.proc.communicate("\n", timeout=60)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=60)
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _one_line(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def research_argv(tmp_path, small_bars):
+    return ["research", "--store", tmp_path / "store", "--passes", "1", "--jobs", "1",
+            "--start", "2024-01-08", "--end", "2024-01-10", "--min-profit=-1e9",
+            "--set", f"runs.root={str(tmp_path / 'runs')!r}",
+            "--set", f"data.file={str(small_bars)!r}"]
+
+
+def test_a_second_research_writer_is_refused_naming_the_holder(capsys, tmp_path,
+                                                                 research_argv):
+    assert _run(capsys, *research_argv)[0] == 0
+    manifest = (tmp_path / "store" / "manifest.json").read_bytes()
+    holder = Holder(tmp_path / "store")
+    try:
+        rc, out, err = _run(capsys, *research_argv)
+        assert rc == 2 and out == ""
+        assert _one_line(err) == (
+            f"neurofx research: error: {tmp_path / 'store'}: the trajectory store is being "
+            f"written by another neurofx process (PID {holder.proc.pid}); wait for it to "
+            "finish, or stop it")
+        assert (tmp_path / "store" / "manifest.json").read_bytes() == manifest
+    finally:
+        holder.release()
+    rc, out, _ = _run(capsys, *research_argv)  # released: the next writer goes on
+    assert rc == 0 and "store" in out
+
+
+def test_a_killed_holder_leaves_no_stale_lock(capsys, tmp_path, research_argv):
+    holder = Holder(tmp_path / "store")
+    assert _run(capsys, *research_argv)[0] == 2
+    holder.kill()
+    rc, out, err = _run(capsys, *research_argv)
+    assert rc == 0, err
+    assert out.startswith("passes 1: kept 1")
+
+
+def test_runs_on_different_stores_do_not_wait_for_each_other(capsys, tmp_path, research_argv):
+    holder = Holder(tmp_path / "other-store")
+    try:
+        assert _run(capsys, *research_argv)[0] == 0
+    finally:
+        holder.release()
+
+
+def _test_argv(tmp_path, small_bars, *more):
+    return ["test", "--run", "r", "--agent", "ma-cross", "--start", "2024-01-08", "--end",
+            "2024-01-12", "--set", f"runs.root={str(tmp_path)!r}",
+            "--set", f"data.file={str(small_bars)!r}", *more]
+
+
+def test_a_second_writer_of_a_run_folder_is_refused(capsys, tmp_path, small_bars):
+    holder = Holder(tmp_path / "r")
+    try:
+        rc, _, err = _run(capsys, *_test_argv(tmp_path, small_bars))
+        assert rc == 2 and "the run folder is being written by another neurofx process " \
+                           f"(PID {holder.proc.pid})" in _one_line(err)
+        assert not (tmp_path / "r" / "test").exists()
+    finally:
+        holder.release()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_a_failed_test_run_leaves_the_old_report_whole(capsys, tmp_path, small_bars,
+                                                       monkeypatch, code):
+    assert _run(capsys, *_test_argv(tmp_path, small_bars))[0] == 0
+    folder = tmp_path / "r" / "test"
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    real = test_step.write_backtest_report
+
+    def fail_half_way(out_dir, *args, **kwargs):
+        real(out_dir, *args, **kwargs)  # every file of the new report is written ...
+        raise OSError(code, os.strerror(code), str(out_dir / "report.html"))  # ... then a fault
+
+    monkeypatch.setattr(test_step, "write_backtest_report", fail_half_way)
+    rc, out, err = _run(capsys, *_test_argv(tmp_path, small_bars, "--end", "2024-01-19"))
+    assert rc == 2 and os.strerror(code) in _one_line(err)
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before  # the old report, byte for byte, and nothing of the new one
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".neurofx.lock", "test"]
+
+
+def test_atomic_folder_swaps_whole_folders(tmp_path):
+    target = tmp_path / "out"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("2")
+        (tmp / "b.txt").write_text("2")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    assert (target / "a.txt").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_period_past_the_last_bar_is_refused(capsys, tmp_path, small_bars):
+    rc, _, err = _run(capsys, *_test_argv(tmp_path, small_bars, "--start", "2024-01-25",
+                                          "--end", "2024-02-10"))
+    assert rc == 2 and _one_line(err) == (
+        f"neurofx test: error: {small_bars}: the file does not cover all of 2024-01-25 to "
+        "2024-02-10; the file covers 2023-12-01 to 2024-01-31, pass --start/--end inside "
+        "that range")
