@@ -16,7 +16,7 @@ import pytest
 from neurofx.agents.autoencoder import RecurrentAutoencoder
 from neurofx.errors import NeurofxError
 from neurofx.nn import Model, build_module
-from neurofx.study import files
+from neurofx.reports.training import read_study_log
 from neurofx.study.autoencoder import AutoencoderStage, fifo_targets
 from neurofx.study.settings import Settings
 from neurofx.study.trainer import Trainer, TrainingInterrupted
@@ -129,7 +129,7 @@ def test_lag_study_learns_and_writes_its_report(bars_2023, tmp_path):
     assert summary["beats_persistence_lags"] == int(np.sum(mse[4:] < persist[4:]))
     assert json.loads((tmp_path / "autoencoder_study.json").read_text())["iterations"] == 60
     assert (tmp_path / "autoencoder.npz").is_file()
-    log = files.read_log(tmp_path / "study_autoencoder.csv")
+    log = read_study_log(tmp_path / "study_autoencoder.csv")
     assert [r["iteration"] for r in log] == list(range(61))
     losses = [r["train_loss"] for r in log[1:]]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
@@ -175,7 +175,7 @@ def test_lag_study_interrupt_and_resume_is_exact(bars_2023, tmp_path, capsys):
             for k in a.files:
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
     logs = [[{k: v for k, v in r.items() if k != "wall_s"}
-             for r in files.read_log(tmp_path / run / "study_autoencoder.csv")]
+             for r in read_study_log(tmp_path / run / "study_autoencoder.csv")]
             for run in ("a", "b")]
     assert logs[0] == logs[1] and len(logs[0]) == 7
     assert ((tmp_path / "a/autoencoder_study.json").read_text()

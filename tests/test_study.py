@@ -15,6 +15,7 @@ from neurofx.collectors.trajectory import Trajectory
 from neurofx.errors import NeurofxError
 from neurofx.nn.optim import make_optimizer
 from neurofx.nn.tensor import Tensor
+from neurofx.reports.training import read_study_log
 from neurofx.study import files
 from neurofx.study.actor import (
     ActorStage,
@@ -279,7 +280,7 @@ def test_encoder_training_lowers_validation_loss(trained):
     root, data, summary, *_ = trained
     val = _val(summary.rows, "val_loss")
     assert len(val) == 4 and val[-1] < 0.5 * val[0]  # iterations 0, 10, 20, 30
-    log = files.read_log(root / "runs/r/study_encoder.csv")
+    log = read_study_log(root / "runs/r/study_encoder.csv")
     assert [r["iteration"] for r in log] == list(range(31))
     np.testing.assert_allclose([r["val_loss"] for r in log if r["val_loss"] == r["val_loss"]],
                                val, rtol=1e-15)

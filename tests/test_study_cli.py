@@ -13,6 +13,7 @@ from neurofx import agents
 from neurofx.cli import main
 from neurofx.collectors.store import TrajectoryStore
 from neurofx.nn.optim import make_optimizer
+from neurofx.reports.training import read_study_log
 from neurofx.study import files
 
 FAST = ["--iterations", "2", "--batch", "2", "--seq-len", "4", "--no-progress", "--model",
@@ -117,7 +118,7 @@ def test_compare_optimizers(stores, tmp_path, capsys):
     with open(folder / "comparison.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["optimizer"] for r in rows] == ["adam", "adam-mini"]
-    logs = {n: files.read_log(folder / n / "study_encoder.csv") for n in ("adam", "adam-mini")}
+    logs = {n: read_study_log(folder / n / "study_encoder.csv") for n in ("adam", "adam-mini")}
     # same initial weights and validation windows: identical loss before training
     assert logs["adam"][0]["val_loss"] == logs["adam-mini"][0]["val_loss"]
     assert logs["adam"][1]["val_loss"] != logs["adam-mini"][1]["val_loss"]

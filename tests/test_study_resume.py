@@ -10,7 +10,7 @@ import pytest
 from study_fixtures import build_store
 
 from neurofx.cli import main
-from neurofx.study import files
+from neurofx.reports.training import read_study_log
 from neurofx.study.data import load_dataset
 from neurofx.study.encoder import EncoderStage
 from neurofx.study.settings import Settings
@@ -33,7 +33,7 @@ def _final_arrays(run_dir, stage):
 
 
 def _log_without_wall(path):
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in files.read_log(path)]
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in read_study_log(path)]
 
 
 @pytest.fixture(scope="module")
@@ -145,4 +145,4 @@ def test_resume_refuses_other_settings(store, tmp_path, capsys):
     assert "field 'target_scalers.encoder' is missing or invalid" in capsys.readouterr().err
     ckpt.write_text(original)
     assert main(cmd + ["--resume", "--iterations", "8"]) == 0  # extending is allowed
-    assert len(files.read_log(root / "c/study_encoder.csv")) == 9
+    assert len(read_study_log(root / "c/study_encoder.csv")) == 9

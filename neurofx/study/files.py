@@ -1,4 +1,5 @@
-"""Study files: the CSV loss log, checkpoints (with the sampler's RNG) and loss-curve PNGs.
+"""Study files: the CSV loss log (read by ``reports.training.read_study_log``), checkpoints
+(with the sampler's RNG) and loss-curve PNGs.
 
 Everything is written atomically (temporary name + rename). A checkpoint is committed by its
 JSON file, written last: ``checkpoints/<stage>.json`` names the model files of the same
@@ -45,13 +46,6 @@ def write_log(path: Path, columns: list[str], rows: list[dict]) -> None:
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
     write_text_atomic(path, buf.getvalue())
-
-
-def read_log(path: Path) -> list[dict]:
-    """Rows of a study CSV log as dicts of floats (empty cells -> NaN)."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in reader]
 
 
 # ---- module counters (RNG call counters of Dropout / VAEHead) -----------------------------------
