@@ -19,7 +19,7 @@ from neurofx import agents
 from neurofx.collectors.realorl import realorl_actions
 from neurofx.errors import NeurofxError
 from neurofx.nn.model import Model
-from neurofx.schema import N_ACTIONS
+from neurofx.schema import ACTOR_ACCOUNT_SIZE, N_ACTIONS, STATE_SIZE
 
 from .broker import BrokerConfig, quote, spread_price
 from .feeds import BarArrays
@@ -146,6 +146,9 @@ class NeuralPolicy:
     def __init__(self, encoder="tpm", actor="tpm", stochastic: bool = True):
         self.encoder = _load_or_build("encoder", encoder)
         self.actor = _load_or_build("actor", actor)
+        # where each model came from, for messages: a file, an architecture name or a Model
+        self.sources = {role: spec.name if isinstance(spec, Model) else str(spec)
+                        for role, spec in (("encoder", encoder), ("actor", actor))}
         self.stochastic = bool(stochastic)
         self.encoder.eval()
         self.actor.eval()
@@ -156,6 +159,30 @@ class NeuralPolicy:
         self._base_seeds = [int(getattr(h, "seed", 0)) for h in self._heads]
         self._initial = [self._state_of(m) for m in (self.encoder, self.actor)]
         self.seed: int | None = None
+
+    def check_models(self, fix: str) -> int:
+        """Check that the encoder takes the state, the actor takes the encoder's forecast and
+        gives the 6 actions (one forward on zeros; :meth:`reset` undoes its effect on running
+        statistics); a mismatch, e.g. swapped files, is one line naming the file and ``fix``.
+        Returns the forecast's size."""
+        enc_name, act_name = self.sources["encoder"], self.sources["actor"]
+        state = np.zeros((1, STATE_SIZE), dtype=np.float32)
+        try:
+            forecast = self.encoder.predict(state)
+        except (ValueError, NeurofxError) as exc:
+            raise NeurofxError(f"{enc_name}: an encoder of another architecture (it does not "
+                               f"take the {STATE_SIZE}-value state: {exc}); {fix}") from None
+        try:
+            out = self.actor.predict(np.zeros((1, ACTOR_ACCOUNT_SIZE), np.float32), forecast)
+        except (ValueError, NeurofxError) as exc:
+            raise NeurofxError(f"{act_name}: an actor of another architecture than {enc_name} "
+                               f"(it does not take its {forecast.shape[-1]}-value forecast: "
+                               f"{exc}); {fix}") from None
+        if out.size != N_ACTIONS:
+            raise NeurofxError(f"{act_name}: an actor of another architecture (it gives "
+                               f"{out.size} values, a policy needs {N_ACTIONS}); {fix}")
+        self.reset(self.seed)
+        return int(forecast.shape[-1])
 
     @staticmethod
     def _state_of(model) -> dict[str, np.ndarray]:

@@ -12,10 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from neurofx.errors import NeurofxError
-from neurofx.schema import ACTOR_ACCOUNT_SIZE, N_ACTIONS, STATE_SIZE
 
 from .policies import NeuralPolicy
 
@@ -61,27 +58,10 @@ class LoadedPolicy:
 def load_test_policy(paths: Mapping[str, Path], run: str, stochastic: bool) -> LoadedPolicy:
     """Load encoder and actor and check they fit the state, each other and the 6 actions.
 
-    The check is one forward pass on zeros; ``run_agent_pass`` resets the models afterwards.
+    The check is :meth:`NeuralPolicy.check_models`, the same as neural research's.
     """
-
-
-    enc, act = paths["encoder"], paths["actor"]
     retrain = (f"retrain them with 'neurofx study encoder --run {run}' and "
                f"'neurofx study actor --run {run}'")
-    policy = NeuralPolicy(encoder=enc, actor=act, stochastic=stochastic)
-    state = np.zeros((1, STATE_SIZE), dtype=np.float32)
-    try:
-        forecast = policy.encoder.predict(state)
-    except (ValueError, NeurofxError) as exc:
-        raise NeurofxError(f"{enc}: an encoder of another architecture (it does not take the "
-                           f"{state.shape[1]}-value state: {exc}); {retrain}") from None
-    try:
-        out = policy.actor.predict(np.zeros((1, ACTOR_ACCOUNT_SIZE), dtype=np.float32), forecast)
-    except (ValueError, NeurofxError) as exc:
-        raise NeurofxError(f"{act}: an actor of another architecture than {enc} (it does not "
-                           f"take its {forecast.shape[-1]}-value forecast: {exc}); {retrain}"
-                           ) from None
-    if out.size != N_ACTIONS:
-        raise NeurofxError(f"{act}: an actor of another architecture (it gives {out.size} values, "
-                           f"a policy needs {N_ACTIONS}); {retrain}")
-    return LoadedPolicy(policy, dict(paths), int(forecast.shape[-1]))
+    policy = NeuralPolicy(encoder=paths["encoder"], actor=paths["actor"], stochastic=stochastic)
+    forecast_size = policy.check_models(retrain)
+    return LoadedPolicy(policy, dict(paths), forecast_size)

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from neurofx import agents
 from neurofx.atomic import atomic_folder
 from neurofx.cli import main
 from neurofx.pipeline import test as test_step
@@ -153,3 +154,18 @@ def test_a_period_past_the_last_bar_is_refused(capsys, tmp_path, small_bars):
         f"neurofx test: error: {small_bars}: the file does not cover all of 2024-01-25 to "
         "2024-02-10; the file covers 2023-12-01 to 2024-01-31, pass --start/--end inside "
         "that range")
+
+
+def test_swapped_model_files_are_one_line_in_research_as_in_test(capsys, tmp_path,
+                                                                 research_argv):
+    for role in ("encoder", "actor"):
+        agents.build(role, "baseline", hidden=4).save(tmp_path / f"{role}.npz")
+    rc, _, err = _run(capsys, *research_argv, "--policy", "neural", "--encoder",
+                      tmp_path / "actor.npz", "--actor", tmp_path / "encoder.npz")
+    line = _one_line(err)
+    assert rc == 2 and line.startswith(
+        f"neurofx research: error: {tmp_path / 'actor.npz'}: an encoder of another "
+        "architecture (it does not take the 1080-value state")
+    assert line.endswith("; give --encoder an encoder file and --actor an actor file "
+                         "('neurofx study encoder|actor' write them), or a model name")
+    assert not (tmp_path / "store").exists()

@@ -87,15 +87,10 @@ def run_research(cfg: Config, command: str = "neurofx research",
     and ``on_result(spec, trajectory, add_result, summary)`` after each pass, in order. Ctrl-C
     raises :class:`ResearchInterrupted` with every committed pass kept."""
     cfg = resolve(cfg)
-    # a corrupt or foreign directory stops the run before any work; then one writer at a time
-    TrajectoryStore.open(store_path(cfg), create=True, capacity=cfg.research.capacity)
-    with exclusive(store_path(cfg), "trajectory store"):
-        return _collect(cfg, command, on_start, on_result)
-
-
-def _collect(cfg: Config, command: str, on_start, on_result) -> ResearchResult:
     r = cfg.research
-    store = TrajectoryStore.open(store_path(cfg), create=True, capacity=r.capacity)
+    path = store_path(cfg)
+    if path.exists():  # a corrupt or foreign directory stops the run before any work
+        TrajectoryStore.open(path, create=True, capacity=r.capacity)
     bars = cfg.data.load_bars()
     features = cfg.data.features(bars)
     arrays = BarArrays.from_frame(bars)
@@ -105,25 +100,38 @@ def _collect(cfg: Config, command: str, on_start, on_result) -> ResearchResult:
     specs = research.pass_specs(r.policy, r.passes, r.seed, files, window, cfg.broker,
                                 cfg.broker.symbol, file_bars=arrays,
                                 shift_hours=r.deals_shift_hours)
-    options = {}
-    if r.policy == "neural":
-        options = {"encoder": r.encoder, "actor": r.actor, "stochastic": r.explore}
-        # build once here: bad model files fail before workers start; reused when jobs == 1
-        research.cache_neural_policy(options, NeuralPolicy(**options))
+    options = neural_options(cfg)
     setup = research.ResearchSetup(arrays, features, r.start, r.end, cfg.broker, r.policy,
                                    options)
-    snapshot(cfg, run_dir(cfg, RUN_NAME), command)
-    summary = research.ResearchSummary()
-    if on_start is not None:
-        on_start(len(specs))
-    try:
-        research.collect(setup, specs, store, r.min_profit, jobs=min(r.jobs, len(specs)),
-                         on_result=None if on_result is None else (
-                             lambda spec, traj, added: on_result(spec, traj, added, summary)),
-                         summary=summary)
-    except KeyboardInterrupt:
-        raise ResearchInterrupted(ResearchResult(summary, store)) from None
+    with exclusive(path, "trajectory store"):  # one writer at a time
+        store = TrajectoryStore.open(path, create=True, capacity=r.capacity)
+        snapshot(cfg, run_dir(cfg, RUN_NAME), command)
+        summary = research.ResearchSummary()
+        if on_start is not None:
+            on_start(len(specs))
+        try:
+            research.collect(setup, specs, store, r.min_profit, jobs=min(r.jobs, len(specs)),
+                             on_result=None if on_result is None else (
+                                 lambda spec, traj, added: on_result(spec, traj, added, summary)),
+                             summary=summary)
+        except KeyboardInterrupt:
+            raise ResearchInterrupted(ResearchResult(summary, store)) from None
     return ResearchResult(summary, store)
+
+
+def neural_options(cfg: Config) -> dict:
+    """The neural policy's options ({} for other policies). Its models are built and checked
+    here, so bad or swapped model files fail before any pass; the policy is reused by
+    in-process passes (``jobs == 1``)."""
+    r = cfg.research
+    if r.policy != "neural":
+        return {}
+    options = {"encoder": r.encoder, "actor": r.actor, "stochastic": r.explore}
+    policy = NeuralPolicy(**options)
+    policy.check_models("give --encoder an encoder file and --actor an actor file ('neurofx "
+                        "study encoder|actor' write them), or a model name")
+    research.cache_neural_policy(options, policy)
+    return options
 
 
 def check_window(arrays: BarArrays, features, start: str, end: str) -> None:
