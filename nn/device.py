@@ -2,8 +2,9 @@
 
 The device is chosen explicitly: ``NEUROFX_DEVICE`` (or :func:`select_device`) names it as
 ``"<platform>:<device>"`` indices (``"0:0"``) or a case-insensitive substring of
-``"<platform name> <device name>"``. Without a choice, a single device is used and named on
-stderr; with several, GPUs win over CPUs and the choice is printed, never taken silently.
+``"<platform name> <device name>"``. Without a choice, a single device is used; with several,
+GPUs win over CPUs. The device in use and why it was chosen are named on stderr with
+``NEUROFX_VERBOSE=1`` (``neurofx --verbose``) and by ``neurofx devices``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 import pyopencl as cl
 
 from neurofx.errors import NeurofxError
+
+from .record import Recorder
 
 ENV_VAR = "NEUROFX_DEVICE"
 KERNEL_PACKAGE = "neurofx.kernels"
@@ -164,6 +167,8 @@ class Device:
         self.fp64 = bool(self.cl_device.double_fp_config)
         self.base_align = max(self.cl_device.mem_base_addr_align // 8, 4)  # bytes
         self.owner = ""  # name buffers are booked under (set by modules during forward)
+        # set while a captured plan records a call (neurofx.nn.plan); None otherwise
+        self.recorder: Recorder | None = None
 
     @contextlib.contextmanager
     def owner_scope(self, name: str):
@@ -204,15 +209,34 @@ class Device:
         """Allocate an uninitialised device buffer and record it in the ledger."""
         buf = TrackedBuffer(self.context, cl.mem_flags.READ_WRITE, size=max(int(nbytes), 4))
         self.memory.add(buf, max(int(nbytes), 4), kind, owner)
+        if self.recorder is not None:
+            self.recorder.on_alloc(buf, max(int(nbytes), 4), kind, owner)
         return buf
 
     def zeros(self, n: int, kind: str = "activations", owner: str = "") -> cl.Buffer:
         buf = self.alloc(4 * n, kind, owner)
-        cl.enqueue_fill_buffer(self.queue, buf, np.float32(0), 0, max(4 * n, 4))
+        self.fill(buf, 0.0, 0, max(4 * n, 4))
         return buf
+
+    def fill(self, buf: cl.Buffer, value: float, offset: int, nbytes: int) -> None:
+        """Enqueue ``buf[offset:offset+nbytes] = value`` (float32 pattern, bytes)."""
+        cl.enqueue_fill_buffer(self.queue, buf, np.float32(value), offset, nbytes)
+        if self.recorder is not None:
+            self.recorder.fill(buf, value, offset, nbytes)
+
+    def copy(self, dst: cl.Buffer, src: cl.Buffer, nbytes: int, dst_offset: int = 0,
+             src_offset: int = 0) -> None:
+        """Enqueue a device-to-device copy of ``nbytes`` bytes."""
+        cl.enqueue_copy(self.queue, dst, src, byte_count=nbytes, dst_offset=dst_offset,
+                        src_offset=src_offset)
+        if self.recorder is not None:
+            self.recorder.copy(dst, src, nbytes, dst_offset, src_offset)
 
     def to_device(self, array: np.ndarray, kind: str = "activations", owner: str = "") -> cl.Buffer:
         host = np.ascontiguousarray(array, dtype=np.float32)
+        if self.recorder is not None:
+            self.recorder.refuse(f"host data ({host.shape}) is uploaded inside the call (owner "
+                                 f"{owner or self.owner or '?'}): pass it as an input array")
         buf = self.alloc(host.nbytes, kind, owner)
         cl.enqueue_copy(self.queue, buf, host, is_blocking=False)
         # keep the host array alive until the non-blocking copy has been consumed
@@ -221,6 +245,9 @@ class Device:
 
     def to_host(self, buf: cl.Buffer, shape, offset_bytes: int = 0) -> np.ndarray:
         out = np.empty(shape, dtype=np.float32)
+        if self.recorder is not None:
+            self.recorder.refuse(f"a device value {tuple(np.atleast_1d(shape))} is read on the "
+                                 "host inside the call")
         if out.size:
             cl.enqueue_copy(self.queue, out, buf, src_offset=offset_bytes, is_blocking=True)
         return out
@@ -254,7 +281,7 @@ def select_device(spec: str | None = None, quiet: bool = False) -> Device:
     with _device_lock:
         info, why = resolve_device(spec or os.environ.get(ENV_VAR), list_devices())
         _device = Device(info)
-        if not quiet and os.environ.get("NEUROFX_QUIET_DEVICE") != "1":
+        if not quiet and os.environ.get("NEUROFX_VERBOSE") == "1":
             print(f"neurofx: OpenCL device {info} ({why})", file=sys.stderr)
         return _device
 

@@ -129,11 +129,18 @@ class Gemm:
         tail = (a_buf, b_buf, c_buf, acc, sa, sb, sc)
         event = None
         if m_main:
-            event = self._knl[name](queue, (col_tiles, m_main // tm, batch), None, *args, 0,
-                                    *tail, wait_for=wait_for)
+            event = self._run(self._knl[name], (col_tiles, m_main // tm, batch),
+                              (*args, 0, *tail), _DIRECT_DTYPES, wait_for)
         if m > m_main:
-            event = self._knl[name + "_row"](queue, (col_tiles, m - m_main, batch), None, *args,
-                                             m_main, *tail, wait_for=wait_for)
+            event = self._run(self._knl[name + "_row"], (col_tiles, m - m_main, batch),
+                              (*args, m_main, *tail), _DIRECT_DTYPES, wait_for)
+        return event
+
+    def _run(self, knl, gsize, args, dtypes, wait_for=None) -> cl.Event:
+        """Enqueue one kernel (and show it to a recording plan, see neurofx.nn.plan)."""
+        event = knl(self.device.queue, gsize, None, *args, wait_for=wait_for)
+        if self.device.recorder is not None:
+            self.device.recorder.launch(knl, gsize, None, args, dtypes=dtypes)
         return event
 
     @staticmethod
@@ -149,16 +156,15 @@ class Gemm:
         a_tiles, b_tiles = -(-m // tm), -(-n // vw)
         spa, spb = a_tiles * tm * k, b_tiles * vw * k  # floats per packed matrix
         pa, pb = self._panel("a", batch * spa), self._panel("b", batch * spb)
-        queue = self.device.queue
         # op(A)(i, p) = A[i*s_r + p*s_p]; op(B)(p, j) = B[j*s_r + p*s_p]
         a_str = (1, m) if trans_a else (k, 1)
         b_str = (k, 1) if trans_b else (1, n)
-        self._pack_a(queue, (k, a_tiles, batch), None, m, k, a_buf, pa, *a_str, sa, spa,
-                     wait_for=wait_for)
-        self._pack_b(queue, (k, b_tiles, batch), None, n, k, b_buf, pb, *b_str, sb, spb,
-                     wait_for=wait_for)
-        return self._packed(queue, (b_tiles, a_tiles, batch), None, m, n, k, pa, pb, c_buf, acc,
-                            spa, spb, sc)
+        self._run(self._pack_a, (k, a_tiles, batch), (m, k, a_buf, pa, *a_str, sa, spa),
+                  _PACK_DTYPES, wait_for)
+        self._run(self._pack_b, (k, b_tiles, batch), (n, k, b_buf, pb, *b_str, sb, spb),
+                  _PACK_DTYPES, wait_for)
+        return self._run(self._packed, (b_tiles, a_tiles, batch),
+                         (m, n, k, pa, pb, c_buf, acc, spa, spb, sc), _PACKED_DTYPES)
 
     def _panel(self, which: str, floats: int) -> cl.Buffer:
         # One scratch per operand, grown on demand. Reuse is safe: the in-order queue runs each

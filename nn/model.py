@@ -3,6 +3,11 @@
 ``named_parameters()`` / ``load_parameters()`` exchange host copies by stable dotted names;
 ``model(x)`` / ``predict(x)`` return numpy arrays; ``train_step(x, y, optimizer)`` runs forward,
 MSE backward and one optimizer step with a single host synchronisation (reading the loss).
+
+``predict`` and ``train_step`` run through captured execution plans (:mod:`.plan`): the first
+call per input shape records, later ones replay, bit-identical to eager calls. ``capture(fn)``
+offers the same for any step built from the engine's ops. ``Model(..., eager=True)`` or
+``NEUROFX_EAGER=1`` keeps everything eager.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from . import ops
 from .device import Device, get_device
 from .module import Module, build_module
 from .parameters import ParameterStore
+from .plan import CapturedCall, eager_forced
 from .serialize import ModelFileError, load_state, read_model_file, save_model
 from .summary import format_table, memory_table
 from .tensor import Tensor, no_grad
@@ -22,8 +28,14 @@ class Model:
     """Owns a module tree and its parameters on one device."""
 
     def __init__(self, net: Module | dict, name: str = "model", device: Device | None = None,
-                 loss_fn=None):
-        """``loss_fn(prediction, target) -> (1,)-tensor`` defaults to ``ops.mse_loss``."""
+                 loss_fn=None, eager: bool | None = None):
+        """``loss_fn(prediction, target) -> (1,)-tensor`` defaults to ``ops.mse_loss``.
+        ``eager``: True runs every call eagerly (no captured plans); None (default) follows
+        ``NEUROFX_EAGER``."""
+        self.eager = eager_forced() if eager is None else bool(eager)
+        self._captured: list[CapturedCall] = []
+        self._predict_call: CapturedCall | None = None
+        self._train_calls: dict[tuple[int, int], tuple] = {}
         self.device = device or get_device()
         self.loss_fn = loss_fn or ops.mse_loss
         self.net = build_module(net) if isinstance(net, dict) else net
@@ -47,6 +59,7 @@ class Model:
         return self.store.grads()
 
     def load_parameters(self, values: dict[str, np.ndarray]) -> None:
+        self.invalidate_plans()
         self.store.load(values)
 
     def parameter(self, name: str):
@@ -67,7 +80,32 @@ class Model:
         return self.train(False)
 
     def reset_state(self) -> None:
+        """Clear recurrent state (and the captured plans: they record again)."""
+        self.invalidate_plans()
         self.net.reset_state()
+
+    # ---- captured plans --------------------------------------------------------------------
+    def capture(self, fn, name: str = "call") -> CapturedCall:
+        """``fn(*tensors) -> Tensor | None`` as a :class:`~.plan.CapturedCall`: call it with
+        host arrays (or tensors); the first call per key records, later calls replay; returns
+        the result's host copy. With ``eager`` it simply runs ``fn`` each time. Its plans are
+        dropped with the model's (:meth:`invalidate_plans`)."""
+        call = CapturedCall(self, fn, name)
+        self._captured.append(call)
+        return call
+
+    def invalidate_plans(self) -> None:
+        """Forget every captured plan of this model (reload, state reset, reshaping)."""
+        for call in self._captured:
+            call.invalidate()
+
+    def plan_info(self) -> dict:
+        """Plans, launches per plan, arena bytes and refusal reasons, by captured call."""
+        return {c.name: {"plans": len(c.plans),
+                         "launches": [p.launches for p in c.plans.values()],
+                         "arena_bytes": sum(p.arena_bytes for p in c.plans.values()),
+                         "refused": [r for rs in c.refusals.values() for r in rs]}
+                for c in self._captured}
 
     def describe(self) -> dict:
         return self.net.describe()
@@ -88,12 +126,20 @@ class Model:
         return self.net(*(self._as_tensor(x) for x in inputs))
 
     def predict(self, *inputs) -> np.ndarray:
-        """Inference in eval mode without a graph; returns a host array."""
+        """Inference in eval mode without a graph; returns a host array (a captured plan
+        per input shape unless ``eager``)."""
+        if self.eager:
+            return self._predict(*inputs).numpy()
+        if self._predict_call is None:
+            self._predict_call = self.capture(self._predict, "predict")
+        return self._predict_call(*inputs)
+
+    def _predict(self, *inputs) -> Tensor:
         was = self.net.training
         self.net.eval()
         try:
             with no_grad():
-                return self.forward(*inputs).numpy()
+                return self.forward(*inputs)
         finally:
             self.net.train(was)
 
@@ -111,12 +157,27 @@ class Model:
         return total
 
     def train_step(self, inputs, target, optimizer) -> float:
-        """zero_grad, forward, loss backward, optimizer step; returns the loss (one host sync)."""
+        """zero_grad, forward, loss backward, optimizer step; returns the loss (one host sync).
+        A captured plan per (optimizer, shapes) unless ``eager``."""
+        inputs = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
+        if self.eager:
+            return self._train(inputs, target, optimizer).item()
+        n = len(inputs)
+        call, opt = self._train_calls.get((id(optimizer), n), (None, None))
+        if opt is not optimizer:
+            call = self.capture(lambda *t: self._train(t[:n], t[n], optimizer), "train_step")
+            self._train_calls[(id(optimizer), n)] = (call, optimizer)
+            if len(self._train_calls) > 4:  # forget the oldest optimizer's plans
+                old, _ = self._train_calls.pop(next(iter(self._train_calls)))
+                self._captured.remove(old)
+        return float(call(*inputs, target)[0])
+
+    def _train(self, inputs, target, optimizer) -> Tensor:
         self.zero_grad()
         loss = self.loss(inputs, target)
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss
 
     # ---- memory ----------------------------------------------------------------------------
     def memory(self, batch: int | None = None, optimizer=None, input_shapes=None) -> list[dict]:
@@ -150,6 +211,7 @@ class Model:
         """Load a saved file's weights into this model (architectures must match); returns
         the file's contents (optimizer state, extra metadata) for the caller."""
         content = read_model_file(path, expect=self.describe())
+        self.invalidate_plans()
         self.load_parameters(content["params"])
         load_state(self, content["state"])
         return content

@@ -28,6 +28,15 @@ class Module:
     """Base class of layers and containers."""
 
     training: bool = True
+    # host counters a captured plan's replay advances itself (through ``dynamic`` kernel
+    # arguments, see neurofx.nn.launch); any other plain value that changes during a
+    # recorded call makes the plan refuse the model (neurofx.nn.plan)
+    _plan_counters: tuple[str, ...] = ()
+
+    def state_signature(self):
+        """What of the kept recurrent state decides the kernel sequence of the next call
+        (None: no state kept). Part of a captured plan's key; stateful layers override it."""
+        return None
 
     def forward(self, *inputs: Tensor) -> Tensor:
         raise NotImplementedError
@@ -182,11 +191,18 @@ class Dropout(Module):
     def config(self) -> dict:
         return {"p": self.p, "seed": self.seed}
 
+    _plan_counters = ("calls",)
+
+    def next_args(self) -> tuple[int, int]:
+        """Advance the call counter: (seed, counter) of the next mask."""
+        self.calls += 1
+        return self.seed, self.calls
+
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        self.calls += 1
-        return ops.dropout(x, self.p, self.seed, self.calls)
+        seed, counter = self.next_args()
+        return ops.dropout(x, self.p, seed, counter, next_args=self.next_args)
 
 
 @register

@@ -82,7 +82,7 @@ class ParameterStore:
         return sum(s.numel for s in self.specs)
 
     def zero_grad(self) -> None:
-        cl.enqueue_fill_buffer(self.device.queue, self.grad_buf, np.float32(0), 0, 4 * self.size)
+        self.device.fill(self.grad_buf, 0.0, 0, 4 * self.size)
 
     def _read(self, buf: cl.Buffer) -> dict[str, np.ndarray]:
         host = self.device.to_host(buf, (self.size,))

@@ -117,11 +117,17 @@ class Tensor:
             seen.add(id(node))
             stack.append((node, True))
             stack.extend((p, False) for p in node._parents if p.requires_grad)
-        seed = np.ones(self.shape, np.float32) if grad is None else np.asarray(grad, np.float32)
-        if seed.shape != self.shape:
-            raise ValueError(f"backward: seed gradient shape {seed.shape} != {self.shape}")
+        dev = self.device
+        if grad is None:  # ones, filled on the device (a captured plan replays the fill)
+            seed_buf = dev.alloc(self.nbytes, "activations", self.name)
+            dev.fill(seed_buf, 1.0, 0, self.nbytes)
+        else:
+            seed = np.asarray(grad, np.float32)
+            if seed.shape != self.shape:
+                raise ValueError(f"backward: seed gradient shape {seed.shape} != {self.shape}")
+            seed_buf = dev.to_device(seed)
         g = self.ensure_grad()
-        accumulate(g, self.device.to_device(seed), self.numel, self.device)
+        accumulate(g, seed_buf, self.numel, dev)
         for node in reversed(order):
             if node._backward is not None:
                 node._backward()

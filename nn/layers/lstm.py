@@ -86,6 +86,9 @@ class LSTM(Module):
         y, self._state = lstm_recurrence(xw, self.weight_hh, 1, batch, self._state)
         return ops.reshape(y, (batch, self.hidden))
 
+    def state_signature(self):
+        return None if self._state is None else self._state.batch
+
     def reset_state(self) -> None:
         """Forget the kept (h, c): the next step starts from zeros."""
         self._state = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyopencl as cl
 
 from .. import ops
 from ..launch import accumulate, i32, launch
@@ -49,7 +48,7 @@ def lstm_cell(z: Tensor, c_prev: Tensor | None) -> tuple[Tensor, Tensor]:
                 dc = dev.zeros(n, "activations", dev.owner)
             else:  # the kernel updates dc in place (dc -> dc_prev): work on a copy
                 dc = dev.alloc(4 * n, "activations", dev.owner)
-                cl.enqueue_copy(dev.queue, dc, c.grad_buf, byte_count=4 * n)
+                dev.copy(dc, c.grad_buf, 4 * n)
             dg = dev.alloc(4 * batch * four_h, "activations", dev.owner)
             launch(dev, "lstm.cl", "lstm_cell_bwd", grid, dy, dy, i32(0), gates, c.buf, c_src,
                    i32(0), i32(has_c), dc, dg, dg, i32(0))
@@ -220,6 +219,9 @@ class TPM(Module):
             g = ops.add(g, _mm(state.h_dec, dec.weight_hh))
         h_dec, c_dec = lstm_cell(g, None if state is None else state.c_dec)
         return h_dec, TPMState(h_enc, c_enc, h_dec, c_dec)
+
+    def state_signature(self):
+        return None if self._state is None else self._state.batch
 
     def reset_state(self) -> None:
         """Forget the kept encoder and decoder states: the next step starts from zeros."""

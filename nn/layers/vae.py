@@ -47,6 +47,13 @@ class VAEHead(Module):
             self._extra_losses = [vae_kl(x, self.kld_mult)]
         if not (self.training or self.stochastic):
             return ops.slice_cols(x, 0, self.k)
-        self.calls += 1
-        y, self.last_eps = vae_sample(x, self.seed, self.calls)
+        seed, counter = self.next_args()
+        y, self.last_eps = vae_sample(x, seed, counter, next_args=self.next_args)
         return y
+
+    _plan_counters = ("calls",)
+
+    def next_args(self) -> tuple[int, int]:
+        """Advance the sampling counter: (seed, counter) of the next noise draw."""
+        self.calls += 1
+        return self.seed, self.calls

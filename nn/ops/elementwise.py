@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..launch import accumulate, f32, i32, launch, u32
+from ..launch import accumulate, f32, i32, launch, replay_args, u32
 from ..tensor import Tensor, make_output
 
 FILE = "elementwise.cl"
@@ -94,14 +94,17 @@ def activation(x: Tensor, kind: str) -> Tensor:
     return out
 
 
-def dropout(x: Tensor, p: float, seed: int, counter: int) -> Tensor:
-    """Inverted dropout with a counter-based device RNG: same (seed, counter) -> same mask."""
+def dropout(x: Tensor, p: float, seed: int, counter: int, next_args=None) -> Tensor:
+    """Inverted dropout with a counter-based device RNG: same (seed, counter) -> same mask.
+    ``next_args() -> (seed, counter)``: what a captured plan calls at each replay
+    (see :func:`neurofx.nn.launch.replay_args`)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     out = make_output(x.shape, (x,), "dropout")
     mask = out.device.alloc(x.nbytes, "activations", "dropout.mask")
     launch(out.device, FILE, "dropout_fwd", x.numel, x.buf, out.buf, mask, f32(p),
-           u32(seed & 0xFFFFFFFF), u32(counter & 0xFFFFFFFF))
+           u32(seed & 0xFFFFFFFF), u32(counter & 0xFFFFFFFF),
+           dynamic=None if next_args is None else replay_args(next_args, 4))
     if out.requires_grad:
         out._backward = lambda: launch(out.device, FILE, "mul_bwd", x.numel, out.grad_buf, mask,
                                        x.ensure_grad())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pyopencl as cl
 
 from ..gemm import get_gemm
@@ -58,9 +57,9 @@ def lstm_recurrence(xw: Tensor, w_hh: Tensor, steps: int, batch: int,
     hprev = dev.alloc(4 * rows * hidden, "activations", owner) if store else h_step
     if store:  # slot 0 of h_{t-1} is the initial state (for dW_hh)
         if init is None:
-            cl.enqueue_fill_buffer(dev.queue, hprev, np.float32(0), 0, 4 * batch * hidden)
+            dev.fill(hprev, 0.0, 0, 4 * batch * hidden)
         else:
-            cl.enqueue_copy(dev.queue, hprev, init.h_buf, byte_count=4 * batch * hidden)
+            dev.copy(hprev, init.h_buf, 4 * batch * hidden)
     grid = (hidden, batch)
     for t in range(steps):
         h_in = (init.h_buf if init is not None else None) if t == 0 else h_step
@@ -75,8 +74,7 @@ def lstm_recurrence(xw: Tensor, w_hh: Tensor, steps: int, batch: int,
                i32(steps), i32(store))
     # the last step's c is a slice of c_all: copy it out so the state owns a whole buffer
     c_last = dev.alloc(4 * batch * hidden, "other", owner)
-    cl.enqueue_copy(dev.queue, c_last, c_all, byte_count=4 * batch * hidden,
-                    src_offset=4 * (steps - 1) * batch * hidden)
+    dev.copy(c_last, c_all, 4 * batch * hidden, src_offset=4 * (steps - 1) * batch * hidden)
     state = LSTMState(h_step, c_last, batch)
     if store:
         def _backward():

@@ -6,7 +6,7 @@ counter-based RNG: the same (seed, counter) gives the same eps.
 
 from __future__ import annotations
 
-from ..launch import f32, i32, launch, u32
+from ..launch import f32, i32, launch, replay_args, u32
 from ..tensor import Tensor, make_output
 
 FILE = "vae.cl"
@@ -19,14 +19,18 @@ def _split_dims(x: Tensor, op: str) -> tuple[int, int]:
     return x.shape[0], x.shape[1] // 2
 
 
-def vae_sample(x: Tensor, seed: int, counter: int) -> tuple[Tensor, Tensor]:
-    """y = mu + exp(0.5 * logvar) * eps, eps ~ N(0, 1) (Box-Muller); returns (y, eps)."""
+def vae_sample(x: Tensor, seed: int, counter: int, next_args=None) -> tuple[Tensor, Tensor]:
+    """y = mu + exp(0.5 * logvar) * eps, eps ~ N(0, 1) (Box-Muller); returns (y, eps).
+
+    ``next_args() -> (seed, counter)``, when given, is what a captured plan calls at each
+    replay to draw fresh noise (see :func:`neurofx.nn.launch.replay_args`)."""
     batch, k = _split_dims(x, "vae_sample")
     out = make_output((batch, k), (x,), "vae_sample")
     dev = out.device
     eps = Tensor((batch, k), device=dev, name=dev.owner)
     launch(dev, FILE, "vae_sample_fwd", (k, batch), x.buf, out.buf, eps.buf,
-           u32(seed & 0xFFFFFFFF), u32(counter & 0xFFFFFFFF))
+           u32(seed & 0xFFFFFFFF), u32(counter & 0xFFFFFFFF),
+           dynamic=None if next_args is None else replay_args(next_args, 3))
     if out.requires_grad:
         out._backward = lambda: launch(dev, FILE, "vae_sample_bwd", (k, batch), x.buf, eps.buf,
                                        out.grad_buf, x.ensure_grad())

@@ -143,7 +143,16 @@ class Optimizer:
         self.store.zero_grad()
 
     def step(self) -> None:
-        """Enqueue one update of every parameter from ``store.grad_buf``; does not wait."""
+        """Enqueue one update of every parameter from ``store.grad_buf``; does not wait.
+
+        Inside a call that a captured plan records (:mod:`neurofx.nn.plan`), the step is
+        recorded as a host callable: each replay runs it again (new step count, new bias
+        corrections, the current ``lr``)."""
+        self._step_now()
+        if self.device.recorder is not None:
+            self.device.recorder.call(self._step_now)
+
+    def _step_now(self) -> None:
         if not self._state_made:
             self._make_state()
         self.step_count += 1
