@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..parameters import ParameterStore
-from .base import Optimizer, StateSlot, check_betas, check_lr, check_nonneg
+from .base import Optimizer, StateSlot, check_betas, check_lr, check_nonneg, decoupled_decay
 
 
 class Adam(Optimizer):
@@ -73,7 +73,7 @@ class Adam(Optimizer):
         h, s = self.hyper, self.store
         b1, b2 = h["betas"]
         lr, wd = h["lr"], h["weight_decay"]
-        l2, lr_wd = (0.0, lr * wd) if self.decoupled else (wd, 0.0)
+        l2, lr_wd = (0.0, decoupled_decay(lr, wd)) if self.decoupled else (wd, 0.0)
         bufs = [s.data_buf, s.grad_buf, self._views["exp_avg"], self._views["exp_avg_sq"]]
         if h["amsgrad"]:
             bufs.append(self._views["max_exp_avg_sq"])

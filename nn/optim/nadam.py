@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..parameters import ParameterStore
-from .base import Optimizer, StateSlot, check_betas, check_lr, check_nonneg
+from .base import Optimizer, StateSlot, check_betas, check_lr, check_nonneg, decoupled_decay
 
 
 class NAdam(Optimizer):
@@ -74,7 +74,7 @@ class NAdam(Optimizer):
         h, s = self.hyper, self.store
         b1, b2 = h["betas"]
         lr, wd, psi = h["lr"], h["weight_decay"], h["momentum_decay"]
-        l2, lr_wd = (0.0, lr * wd) if h["decoupled_weight_decay"] else (wd, 0.0)
+        l2, lr_wd = (0.0, decoupled_decay(lr, wd)) if h["decoupled_weight_decay"] else (wd, 0.0)
         mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
         self.mu_product *= mu
