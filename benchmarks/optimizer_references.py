@@ -10,7 +10,7 @@ never installs. Run it in a separate virtual environment, e.g.
 and commit the file it writes (``tests/fixtures/optim/torch_references.npz``, about 0.7 MB).
 It imports nothing from neurofx.
 
-The problem: 15 named float32 tensors (679 parameters, names in the Hugging Face style so that
+The problem: 15 named float32 tensors (674 parameters, names in the Hugging Face style so that
 the official Adam-mini sees an embedding, per-head query/key, per-neuron value/output/MLP
 blocks, whole-tensor "other" blocks, biases and norms), fixed initial values and 200 recorded
 gradients (float16-representable values, stored as float16 to halve the file; converted to

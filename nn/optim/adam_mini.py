@@ -38,7 +38,6 @@ def no_weight_decay(spec: ParamSpec) -> bool:
             or name.rsplit(".", 1)[-1] in NORM_SCALE_NAMES)
 
 
-
 class AdamMini(Optimizer):
     r"""Adam-mini: AdamW with one second moment per block (official adam_mini 1.1.x rule).
 

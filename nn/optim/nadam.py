@@ -20,8 +20,8 @@ class NAdam(Optimizer):
              \leftarrow 1 \\
          &\textbf{for}\ t = 1 \textbf{ to } \ldots \textbf{ do} \\
          &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1}) \\
-         &\quad \textbf{if}\ \textit{decoupled}:\ \theta_{t-1} \leftarrow \theta_{t-1}
-             - \gamma \lambda \theta_{t-1} \ \textbf{else}\ g_t \leftarrow g_t
+         &\quad \textbf{if}\ \textit{decoupled}:\ \theta_{t-1} \leftarrow
+             \mathrm{fl}_{32}(1 - \gamma \lambda)\, \theta_{t-1} \ \textbf{else}\ g_t \leftarrow g_t
              + \lambda \theta_{t-1} \\
          &\quad \mu_t \leftarrow \beta_1 (1 - \tfrac{1}{2} 0.96^{t \psi}), \ \mu_{t+1}
              \leftarrow \beta_1 (1 - \tfrac{1}{2} 0.96^{(t+1) \psi}) \\
@@ -37,7 +37,9 @@ class NAdam(Optimizer):
 
     Dozat 2016, "Incorporating Nesterov Momentum into Adam". State: ``exp_avg``,
     ``exp_avg_sq`` on the device; ``mu_product`` (a running product, not recomputed) and
-    ``step`` on the host.
+    ``step`` on the host. Decoupled decay rounds ``1 - lr wd`` to float32 (fl32) as torch does
+    (:func:`~.base.decoupled_decay`). ``mu_product`` is kept in float64 (torch: a float32
+    tensor); within rtol 1e-5 / atol 1e-7 of torch over 200 steps.
     """
 
     kernel_name = "nadam_step"
