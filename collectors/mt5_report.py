@@ -30,6 +30,7 @@ from neurofx.collectors.realorl import (
     pair_in_out,
     symbol_matches,
 )
+from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 
 TABLE_SECTIONS = ("positions", "orders", "deals", "open positions", "working orders")
@@ -462,3 +463,57 @@ def import_mt5_report(path, symbol: str = "EURUSD") -> DealImport:
              d.profit) for d in mine]
     paired, unmatched = pair_in_out(rows)
     return DealImport(paired, len(trades) - len(mine), unmatched, balance_rows)
+
+
+# ---- the report's deals as neurofx deals ----------------------------------------------------
+@dataclass(frozen=True)
+class ReportDeals:
+    deals: list[Deal]  # trade deals in time order, tickets 1, 2, ...
+    deposit_usd: float  # balance operations before the first trade
+    later_balance_ops: int  # deposits/withdrawals after it (not in neurofx's statistics)
+
+
+def deals_of_report(report: TradeHistoryReport) -> ReportDeals:
+    """neurofx deals of every symbol of the report, in time order.
+
+    Positions are numbered per (symbol, side) while volume is open, so an out deal closes the
+    position of its symbol on the other side; an ``in/out`` deal becomes an out deal for the
+    volume it closes and an in deal for the rest. Fee counts as commission.
+    """
+    rows = sorted(report.deals, key=lambda d: (d.time, d.deal))
+    first_trade = next((i for i, d in enumerate(rows) if d.is_trade), len(rows))
+    deposit = sum(d.profit for d in rows[:first_trade] if not d.is_trade)
+    if not deposit > 0:
+        raise NeurofxError(f"{report.path}: no deposit (balance row) before the first trade; "
+                           "a report needs its first balance operation to compute returns")
+    later = sum(1 for d in rows[first_trade:] if not d.is_trade)
+    out: list[Deal] = []
+    open_vol: dict[tuple[str, str], float] = {}
+    pid_of: dict[tuple[str, str], int] = {}
+
+    def add(d, side, entry, volume, profit, commission, swap, pid):
+        out.append(Deal(len(out) + 1, d.time, d.symbol, side, entry, volume, d.price,
+                        commission, swap, profit, pid, "", d.time, d.price))
+
+    for d in rows[first_trade:]:
+        if not d.is_trade:
+            continue
+        money = d.commission + d.fee
+        direction = d.direction.replace(" ", "")
+        left = d.volume
+        if direction != "in":
+            key = (d.symbol, "sell" if d.type == "buy" else "buy")
+            held = open_vol.get(key, 0.0)
+            closed = min(held, d.volume) if direction in ("in/out", "inout") else d.volume
+            if closed > 1e-9:
+                add(d, d.type, "out", closed, d.profit, money, d.swap, pid_of.get(key, 0))
+                money = 0.0
+            open_vol[key] = max(held - closed, 0.0)
+            left = d.volume - closed
+        if direction in ("in", "in/out", "inout") and left > 1e-9:
+            key = (d.symbol, d.type)
+            if open_vol.get(key, 0.0) <= 1e-9:
+                pid_of[key] = d.deal
+            open_vol[key] = open_vol.get(key, 0.0) + left
+            add(d, d.type, "in", left, 0.0, money, 0.0, pid_of[key])
+    return ReportDeals(out, float(deposit), later)

@@ -108,15 +108,14 @@ class StudySettings:
 
 @dataclass(frozen=True)
 class AutoencoderSettings:
-    """``[autoencoder]``: ``neurofx study autoencoder``, seed 002's recall study."""
+    """``[autoencoder]``: ``neurofx study autoencoder``, seed 002's recall study on the bars of
+    ``[research]``'s period: its own training sizes and the model's; the optimizer, seed,
+    validation and checkpoint settings are ``[study]``'s."""
 
     iterations: int = 200
     batch: int = 8
     seq_len: int = 60
-    optimizer: str = "adam"
     lr: float = 1e-3
-    seed: int = 0
-    val_share: float = 0.2      # the last share of the decision bars is held out
     bars_in: int = 10           # bars the encoder sees per step
     bars_out: int = 40          # bars the decoder must rebuild
     lstm: list[int] = field(default_factory=lambda: [500, 250, 50])
@@ -239,9 +238,9 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     **{(s, k): _at_least(1) for s in ("study", "autoencoder")
        for k in ("iterations", "batch", "seq_len")},
     **{(s, "lr"): _POSITIVE for s in ("study", "autoencoder")},
-    **{(s, "optimizer"): _OPTIMIZER for s in ("study", "autoencoder")},
-    **{(s, "seed"): _at_least(0) for s in ("study", "autoencoder")},
-    **{(s, "val_share"): _SHARE for s in ("study", "autoencoder")},
+    ("study", "optimizer"): _OPTIMIZER,
+    ("study", "seed"): _at_least(0),
+    ("study", "val_share"): _SHARE,
     ("study", "model"): ((lambda v: v in agents.names("encoder")),
                          "a registered agent model, one of "
                          + ", ".join(agents.names("encoder"))),
@@ -309,6 +308,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
         _merge(cfg, {section: {name: parse_value(raw.strip())}}, f"--set {item}")
     for section, given in (flags or {}).items():
         for key, (flag, value) in given.items():
+            if key not in cfg[section]:
+                raise ConfigError(f"{flag}: unknown; valid: {', '.join(cfg[section])}")
             if value is not None:
                 cfg[section][key] = _checked(section, key, value, flag)
     return Config(**{name: SECTIONS[name](**values) for name, values in cfg.items()})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurofx.collectors.mt5_report import TradeHistoryReport, read_trade_history_report
+from neurofx.atomic import write_json_atomic, write_text_atomic
 from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 from neurofx.reports.metrics import BarSeries, Metrics, compute_metrics
@@ -89,60 +89,6 @@ def agrees(ours: float, shown: float, decimals: int) -> bool:
     if not math.isfinite(ours):
         return False
     return abs(ours - shown) <= 0.5 * 10.0 ** -decimals + 1e-9
-
-
-# ---- the report's deals as neurofx deals ----------------------------------------------------
-@dataclass(frozen=True)
-class ReportDeals:
-    deals: list[Deal]  # trade deals in time order, tickets 1, 2, ...
-    deposit_usd: float  # balance operations before the first trade
-    later_balance_ops: int  # deposits/withdrawals after it (not in neurofx's statistics)
-
-
-def deals_of_report(report: TradeHistoryReport) -> ReportDeals:
-    """neurofx deals of every symbol of the report, in time order.
-
-    Positions are numbered per (symbol, side) while volume is open, so an out deal closes the
-    position of its symbol on the other side; an ``in/out`` deal becomes an out deal for the
-    volume it closes and an in deal for the rest. Fee counts as commission.
-    """
-    rows = sorted(report.deals, key=lambda d: (d.time, d.deal))
-    first_trade = next((i for i, d in enumerate(rows) if d.is_trade), len(rows))
-    deposit = sum(d.profit for d in rows[:first_trade] if not d.is_trade)
-    if not deposit > 0:
-        raise NeurofxError(f"{report.path}: no deposit (balance row) before the first trade; "
-                           "a report needs its first balance operation to compute returns")
-    later = sum(1 for d in rows[first_trade:] if not d.is_trade)
-    out: list[Deal] = []
-    open_vol: dict[tuple[str, str], float] = {}
-    pid_of: dict[tuple[str, str], int] = {}
-
-    def add(d, side, entry, volume, profit, commission, swap, pid):
-        out.append(Deal(len(out) + 1, d.time, d.symbol, side, entry, volume, d.price,
-                        commission, swap, profit, pid, "", d.time, d.price))
-
-    for d in rows[first_trade:]:
-        if not d.is_trade:
-            continue
-        money = d.commission + d.fee
-        direction = d.direction.replace(" ", "")
-        left = d.volume
-        if direction != "in":
-            key = (d.symbol, "sell" if d.type == "buy" else "buy")
-            held = open_vol.get(key, 0.0)
-            closed = min(held, d.volume) if direction in ("in/out", "inout") else d.volume
-            if closed > 1e-9:
-                add(d, d.type, "out", closed, d.profit, money, d.swap, pid_of.get(key, 0))
-                money = 0.0
-            open_vol[key] = max(held - closed, 0.0)
-            left = d.volume - closed
-        if direction in ("in", "in/out", "inout") and left > 1e-9:
-            key = (d.symbol, d.type)
-            if open_vol.get(key, 0.0) <= 1e-9:
-                pid_of[key] = d.deal
-            open_vol[key] = open_vol.get(key, 0.0) + left
-            add(d, d.type, "in", left, 0.0, money, 0.0, pid_of[key])
-    return ReportDeals(out, float(deposit), later)
 
 
 def neurofx_results(deals: list[Deal], deposit_usd: float) -> Metrics:
@@ -219,31 +165,27 @@ def compare_results(metrics: Metrics, results: dict[str, str]) -> list[FieldComp
     return out
 
 
-def compare_report(path) -> Mt5Comparison:
-    """Read an MT5 Trade History Report and compare neurofx's statistics of its deals with
-    its Results section."""
-    report = read_trade_history_report(path)
-    if not report.results:
-        raise NeurofxError(f"{path}: no Results section; save the whole Trade History Report "
+def compare_deals(source: str, deals: list[Deal], deposit_usd: float, results: dict[str, str],
+                  later_balance_ops: int = 0) -> Mt5Comparison:
+    """Compare neurofx's statistics of a report's ``deals`` with its ``results`` section
+    (normalised label -> value text); ``source`` names the report."""
+    if not results:
+        raise NeurofxError(f"{source}: no Results section; save the whole Trade History Report "
                            "from MT5 (History tab -> right click -> Report)")
-    rd = deals_of_report(report)
-    metrics = neurofx_results(rd.deals, rd.deposit_usd)
+    metrics = neurofx_results(deals, deposit_usd)
     notes = []
-    if rd.later_balance_ops:
-        notes.append(f"{rd.later_balance_ops} balance operations after the first trade are "
+    if later_balance_ops:
+        notes.append(f"{later_balance_ops} balance operations after the first trade are "
                      "left out (MT5 may count them in drawdowns)")
     notes.append(f"average consecutive wins/losses unrounded: "
                  f"{metrics.average_consecutive_wins_exact:.2f} / "
                  f"{metrics.average_consecutive_losses_exact:.2f}")
-    return Mt5Comparison(str(path), rd.deposit_usd, tuple(compare_results(metrics,
-                                                                          report.results)),
+    return Mt5Comparison(source, deposit_usd, tuple(compare_results(metrics, results)),
                          tuple(notes))
 
 
 def write_comparison(comparison: Mt5Comparison, out: Path) -> tuple[Path, Path]:
     """``out/mt5_comparison.txt`` (the table) and ``.json``, written atomically."""
-    from neurofx.atomic import write_json_atomic, write_text_atomic
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     txt = write_text_atomic(out / "mt5_comparison.txt", "\n".join(comparison.lines()) + "\n")
@@ -255,15 +197,3 @@ def default_out(runs_root: str | Path, report_path) -> Path:
     """``<runs.root>/mt5/<report file name without extension>``."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(report_path).stem) or "report"
     return Path(runs_root) / "mt5" / stem
-
-
-def run_mt5_comparison(report_path, out, runs_root) -> int:
-    """``neurofx report --mt5``: compare, save into ``out`` (default :func:`default_out`) and
-    print the path and the table."""
-    comparison = compare_report(report_path)
-    folder = Path(out) if out else default_out(runs_root, report_path)
-    txt, _ = write_comparison(comparison, folder)
-    print(f"report: {txt}")
-    for line in comparison.lines():
-        print(line)
-    return 0

@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from neurofx.cli import main
-from neurofx.collectors.mt5_report import ReportDeal, TradeHistoryReport
+from neurofx.collectors.mt5_report import ReportDeal, TradeHistoryReport, deals_of_report
+from neurofx.config import load_config
 from neurofx.errors import NeurofxError
-from neurofx.reports.mt5_results import (
-    FIELDS,
-    agrees,
-    compare_report,
-    deals_of_report,
-    numbers_in,
-    run_mt5_comparison,
-)
+from neurofx.pipeline.report import compare_mt5_report as compare_report
+from neurofx.pipeline.report import run_mt5_comparison
+from neurofx.reports.mt5_results import FIELDS, agrees, numbers_in
 
 MT5 = Path(__file__).parent / "fixtures" / "mt5"
 XLSX = MT5 / "ReportHistory-51234567.xlsx"
@@ -65,9 +61,9 @@ def test_differences_are_marked_and_counted(tmp_path, capsys):
     assert lines[-1] == "2 of 25 fields differ"
     sharpe = next(ln for ln in lines if ln.startswith("Sharpe Ratio"))
     assert sharpe.split() == ["Sharpe", "Ratio", "0.23", "0.22", "<-", "differs"]
-    rc = run_mt5_comparison(p, tmp_path / "out", "unused")
-    out = capsys.readouterr().out.splitlines()
-    assert rc == 0 and out[0] == f"report: {tmp_path / 'out' / 'mt5_comparison.txt'}"
+    result = run_mt5_comparison(load_config(), p, tmp_path / "out")
+    out = result.lines()
+    assert out[0] == f"report: {tmp_path / 'out' / 'mt5_comparison.txt'}"
     assert out[-1] == "2 of 25 fields differ"
     saved = (tmp_path / "out" / "mt5_comparison.txt").read_text().splitlines()
     assert saved == out[1:]

@@ -15,6 +15,7 @@ from study_fixtures import build_store
 from neurofx.atomic import is_temp_name, json_safe
 from neurofx.cli import main
 from neurofx.commands import build_parser
+from neurofx.commands.study import resolve_settings
 from neurofx.study.data import load_dataset
 from neurofx.study.encoder import EncoderStage, forecast_mse, gather, load_encoder
 from neurofx.study.settings import Settings
@@ -34,7 +35,8 @@ def store(tmp_path_factory):
 
 def test_tpm_is_the_default_model():
     args = build_parser().parse_args(["study", "encoder", "--store", "s", "--run", "r"])
-    assert args.model == "tpm"
+    assert args.model is None  # not given: the configuration's [study] model
+    assert resolve_settings(args).study.model == "tpm"
     assert Settings(stage="encoder", store="s", run="r").model == "tpm"
 
 

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from neurofx.collectors.mt5_report import deals_of_report, read_trade_history_report
 from neurofx.config import Config
 from neurofx.errors import NeurofxError
 from neurofx.reports.html import write_comparison, write_report
 from neurofx.reports.io import METRICS_JSON, load_run
 from neurofx.reports.key_figures import comparison_lines
 from neurofx.reports.metrics import Metrics, summary_lines
-from neurofx.reports.mt5_results import Mt5Comparison, compare_report, default_out
+from neurofx.reports.mt5_results import Mt5Comparison, compare_deals, default_out
 from neurofx.reports.mt5_results import write_comparison as write_mt5_comparison
 from neurofx.reports.training import training_section
 
@@ -106,10 +107,19 @@ def run_mt5_comparison(cfg: Config, report_path: str | Path,
                        out: str | Path | None = None) -> Mt5Result:
     """Compare neurofx's statistics of an MT5 Trade History Report's deals with its Results;
     saved into ``out`` (default ``<runs.root>/mt5/<report name>``)."""
-    comparison = compare_report(report_path)
+    comparison = compare_mt5_report(report_path)
     folder = Path(out) if out else default_out(cfg.runs.root, report_path)
     txt, js = write_mt5_comparison(comparison, folder)
     return Mt5Result(comparison, txt, js)
+
+
+def compare_mt5_report(path: str | Path) -> Mt5Comparison:
+    """Read an MT5 Trade History Report (``collectors.mt5_report``) and compare neurofx's
+    statistics of its deals with its Results section (``reports.mt5_results``)."""
+    report = read_trade_history_report(path)
+    rd = deals_of_report(report)
+    return compare_deals(str(path), rd.deals, rd.deposit_usd, report.results,
+                         rd.later_balance_ops)
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -37,15 +37,22 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
-def compare(settings: Settings, data, names: list[str], make_stage,
-            on_iteration=None) -> tuple[list[dict], Path]:
-    """Train ``make_stage(settings with optimizer n, data)`` once per name ``n`` with the
-    :class:`Trainer`. Every stage is built and every output folder checked
-    (:meth:`Trainer.prepare`) first, so bad names or a checkpointed folder fail before anything
-    trains."""
+def comparison_stages(settings: Settings, data, names: list[str], make_stage) -> list[Stage]:
+    """``make_stage(settings with optimizer n, data)`` for every name ``n``, each writing into
+    ``<run>/compare_<stage>/<n>/``; bad names or hyper-parameters fail here, before any file."""
     folder = settings.run_dir / f"compare_{settings.stage}"
-    stages: list[Stage] = [make_stage(replace(settings, optimizer=n, out=str(folder / n)), data)
-                           for n in names]
+    return [make_stage(replace(settings, optimizer=n, out=str(folder / n)), data) for n in names]
+
+
+def compare(settings: Settings, data, names: list[str], make_stage,
+            on_iteration=None, stages: list[Stage] | None = None) -> tuple[list[dict], Path]:
+    """Train ``make_stage(settings with optimizer n, data)`` once per name ``n`` with the
+    :class:`Trainer` (``stages``: those of :func:`comparison_stages`, when already built).
+    Every stage is built and every output folder checked (:meth:`Trainer.prepare`) first, so
+    bad names or a checkpointed folder fail before anything trains."""
+    folder = settings.run_dir / f"compare_{settings.stage}"
+    if stages is None:
+        stages = comparison_stages(settings, data, names, make_stage)
     trainers = [Trainer(stage, on_iteration) for stage in stages]
     for trainer in trainers:
         trainer.prepare()
