@@ -1,14 +1,18 @@
 """The seed's TPM encoder, actor and critic: size, memory, speed, and a forecast check.
 
     .venv/bin/python benchmarks/models.py [--bars 20] [--batch 8] [--seq 100] [--iters 3]
+        [--repeats 3] [--speed-only]
         [--forecast] [--f-bars 120] [--f-hidden 32] [--f-seq 24] [--f-batch 8] [--f-iters 300]
 
 1. ``model.summary()`` of the encoder, actor and critic at the spec's sizes, with the
    Adam-mini state of one step.
 2. Optimizer state bytes after one step, Adam vs Adam-mini, per model.
-3. Stateful inference: ms per bar for encoder + actor, batch 1, ``--bars`` bars after warm-up.
+3. Stateful inference: ms per bar for encoder + actor, batch 1, ``--bars`` bars after warm-up,
+   eager models and planned ones (captured execution plans) in the same run, median of
+   ``--repeats`` runs, and whether both gave the same bits.
 4. Encoder training samples/s on ``--seq``-step sub-sequences, ``--batch`` of them per step:
-   sequence mode, full backprop through time, FreDF loss, one Adam step per batch.
+   sequence mode, full backprop through time, FreDF loss, one Adam step per batch; eager and
+   planned, median of ``--repeats`` runs of ``--iters`` steps.
 5. ``--forecast``: train an encoder briefly on the bundled 2023 bars (first 80 % of the
    year's decision bars; targets = the next 24 bars' features, standardised with the training
    bars' statistics) and report the held-out MSE (last 20 %, consecutive ``--f-seq``-step
@@ -63,33 +67,57 @@ def sample_io(role, rng, batch):
         rng.normal(size=(batch, 3)).astype(np.float32)
 
 
-def inference(enc, act, bars, rng) -> None:
+def inference(bars, repeats, rng) -> None:
+    """Stateful batch-1 encoder + actor per bar, eager and planned models in the same run."""
     states = rng.normal(size=(bars + 2, 1, 1080)).astype(np.float32)
     account = rng.normal(size=(1, 12)).astype(np.float32)
-    enc.reset_state()
-    for s in states[:2]:  # warm-up: kernel builds
-        act.predict(account, enc.predict(s))
-    t0 = time.perf_counter()
-    for s in states[2:]:
-        act.predict(account, enc.predict(s))
-    ms = (time.perf_counter() - t0) / bars * 1e3
-    print(f"\n== stateful inference, batch 1 ==\nencoder + actor: {ms:.1f} ms per bar "
-          f"({bars} bars)")
+    print(f"\n== stateful inference, batch 1, encoder + actor ({bars} bars, median of "
+          f"{repeats}) ==")
+    outs = {}
+    for mode in ("eager", "planned"):
+        enc, act = (agents.build(r, "tpm", model_name=f"{r}_{mode}") for r in ("encoder", "actor"))
+        enc.eager = act.eager = mode == "eager"
+        times, outs[mode] = [], []
+        for _ in range(repeats):
+            enc.reset_state()
+            act.reset_state()
+            for s in states[:2]:  # warm-up: kernel builds, plan recording
+                act.predict(account, enc.predict(s))
+            t0 = time.perf_counter()
+            for s in states[2:]:
+                outs[mode].append(act.predict(account, enc.predict(s)))
+            times.append((time.perf_counter() - t0) / bars * 1e3)
+        info = {m.name: m.plan_info().get("predict", {}).get("launches") for m in (enc, act)}
+        print(f"{mode:8s} {np.median(times):7.2f} ms per bar (runs: "
+              + " ".join(f"{t:.2f}" for t in times) + ")"
+              + ("" if mode == "eager" else f"  launches per plan {info}"))
+    same = all(np.array_equal(a, b) for a, b in zip(outs["eager"], outs["planned"], strict=True))
+    print(f"planned == eager bit for bit: {same}")
 
 
-def training_speed(seq, batch, iters, rng) -> None:
-    enc = agents.build("encoder", "tpm", model_name="encoder_train")
-    enc.loss_fn = LOSSES["encoder:tpm"]
-    opt = make_optimizer("adam", enc.store, lr=3e-4)
+def training_speed(seq, batch, iters, repeats, rng) -> None:
+    """Encoder training samples/s on sub-sequences, eager and planned in the same run."""
     x = rng.normal(size=(seq, batch, 1080)).astype(np.float32)
     y = rng.normal(size=(seq, batch, 216)).astype(np.float32)
-    enc.train_step(x[:2], y[:2], opt)  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        enc.train_step(x, y, opt)
-    dt = (time.perf_counter() - t0) / iters
-    print(f"\n== encoder training: {seq}-step sub-sequences x {batch}, full BPTT, FreDF ==\n"
-          f"{dt:.2f} s per batch, {seq * batch / dt:.1f} samples/s")
+    print(f"\n== encoder training: {seq}-step sub-sequences x {batch}, full BPTT, FreDF, Adam "
+          f"(median of {repeats} x {iters} steps) ==")
+    rates = {}
+    for mode in ("eager", "planned"):
+        enc = agents.build("encoder", "tpm", model_name=f"encoder_train_{mode}")
+        enc.eager = mode == "eager"
+        enc.loss_fn = LOSSES["encoder:tpm"]
+        opt = make_optimizer("adam", enc.store, lr=3e-4)
+        enc.train_step(x, y, opt)  # warm-up (records the plan)
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                enc.train_step(x, y, opt)
+            runs.append(seq * batch * iters / (time.perf_counter() - t0))
+        rates[mode] = float(np.median(runs))
+        print(f"{mode:8s} {rates[mode]:8.1f} samples/s (runs: "
+              + " ".join(f"{r:.1f}" for r in runs) + ")")
+    print(f"planned / eager: {rates['planned'] / rates['eager']:.2f}x")
 
 
 def forecast_check(bars, hidden, seq, batch, iters, lr, seed) -> dict:
@@ -137,6 +165,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=100)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--speed-only", action="store_true",
+                    help="skip the summaries and the optimizer table")
     ap.add_argument("--forecast", action="store_true")
     ap.add_argument("--f-bars", type=int, default=120)
     ap.add_argument("--f-hidden", type=int, default=32)
@@ -147,7 +178,7 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    if not args.skip_speed:
+    if not args.skip_speed and not args.speed_only:
         enc, act, crit = build_all()
         for model, shapes in ((enc, [(1080,)]), (act, [(12,), (216,)]), (crit, [(6,), (216,)])):
             opt = make_optimizer("adam-mini", model.store, lr=1e-6)
@@ -156,8 +187,9 @@ def main() -> None:
             print(f"\n== {model.name} (Adam-mini state after one step) ==")
             print(model.summary(batch=1, optimizer=opt, input_shapes=shapes))
         optimizer_memory(rng)
-        inference(enc, act, args.bars, rng)
-        training_speed(args.seq, args.batch, args.iters, rng)
+    if not args.skip_speed:
+        inference(args.bars, args.repeats, rng)
+        training_speed(args.seq, args.batch, args.iters, args.repeats, rng)
     if args.forecast:
         r = forecast_check(args.f_bars, args.f_hidden, args.f_seq, args.f_batch, args.f_iters,
                            args.f_lr, 0)

@@ -1,9 +1,12 @@
-"""Training throughput of the seed-sized MLP 1080-256-256-216 (tanh) with plain SGD.
+"""Training throughput of the seed-sized MLP 1080-256-256-216 (tanh), SGD or Adam.
 
-Prints samples/s at batch 1, 32 and 256 for neurofx's OpenCL engine and, when PyTorch happens
-to be installed (it is never a dependency), for the same model in torch in the same run.
+Prints samples/s at batch 1, 32 and 256 for neurofx's OpenCL engine, eager and through
+captured execution plans, and, when PyTorch happens to be installed (it is never a
+dependency: ``pip install torch`` into the benchmark's environment only), for the same model
+in torch in the same run (its default threads, printed), with the neurofx/torch ratios. Each
+figure is the median of ``--repeats`` runs.
 
-    python benchmarks/train_mlp.py [--steps 200] [--optimizer sgd]
+    python benchmarks/train_mlp.py [--steps 200] [--optimizer sgd|adam] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from neurofx.nn.optim import make_optimizer
 SIZES = (1080, 256, 256, 216)
 
 
-def neurofx_rate(batch: int, steps: int, optimizer: str) -> float:
+def neurofx_rate(batch: int, steps: int, optimizer: str, eager: bool) -> float:
     net = Sequential([Dense(SIZES[0], SIZES[1], "tanh", seed=0),
                       Dense(SIZES[1], SIZES[2], "tanh", seed=1),
                       Dense(SIZES[2], SIZES[3], "none", seed=2)])
-    model = Model(net, name=f"bench{batch}")
+    model = Model(net, name=f"bench{batch}", eager=eager)
     opt = make_optimizer(optimizer, model.store, lr=1e-3)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, SIZES[0])).astype(np.float32)
@@ -73,19 +76,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"device: {get_device().info}")
+    try:
+        import torch
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    except ImportError:
+        print("torch not installed: no ratios")
     sizes = "-".join(map(str, SIZES))
-    print(f"MLP {sizes} tanh, {args.optimizer}, {args.steps} steps per batch size")
-    print(f"{'batch':>6} {'neurofx samples/s':>18} {'ms/step':>8} "
-          f"{'torch samples/s':>16} {'ratio':>6}")
+    print(f"MLP {sizes} tanh, {args.optimizer}, {args.steps} steps per batch size, median of "
+          f"{args.repeats}")
+    print(f"{'batch':>6} {'eager/s':>9} {'planned/s':>10} {'ms/step':>8} {'torch/s':>9} "
+          f"{'eager/torch':>12} {'planned/torch':>14}")
     for batch in (1, 32, 256):
         steps = max(args.steps // (1 if batch < 256 else 4), 10)
-        ours = neurofx_rate(batch, steps, args.optimizer)
-        theirs = torch_rate(batch, steps, args.optimizer)
-        ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
-        t = f"{theirs:16.0f}" if theirs else f"{'(no torch)':>16}"
-        print(f"{batch:>6} {ours:18.0f} {1000 * batch / ours:8.2f} {t} {ratio}")
+        rates: dict[str, list[float]] = {"eager": [], "planned": [], "torch": []}
+        for _ in range(args.repeats):  # interleaved, so load changes hit all three alike
+            rates["eager"].append(neurofx_rate(batch, steps, args.optimizer, True))
+            rates["planned"].append(neurofx_rate(batch, steps, args.optimizer, False))
+            theirs = torch_rate(batch, steps, args.optimizer)
+            if theirs:
+                rates["torch"].append(theirs)
+        med = {k: float(np.median(v)) if v else None for k, v in rates.items()}
+        t = med["torch"]
+        cols = (f"{t:9.0f} {med['eager'] / t:12.2f} {med['planned'] / t:14.2f}" if t
+                else f"{'-':>9} {'-':>12} {'-':>14}")
+        print(f"{batch:>6} {med['eager']:9.0f} {med['planned']:10.0f} "
+              f"{1000 * batch / med['planned']:8.2f} {cols}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+#include "common.h"
 /* Transformer block kernels: scaled dot-product attention with grouped key/value heads,
  * layer normalisation with an optional residual, and a batched transpose.
  *
@@ -27,7 +28,7 @@ __kernel void attn_fwd(__global const float* q, __global const float* k,
         for (int d = 0; d < dk; ++d) s += qr[d] * kr[d];
         s *= scale;
         pr[j] = s;
-        m = fmax(m, s);
+        m = FMAX(m, s);
     }
     float sum = 0.0f;
     for (int j = 0; j < Tk; ++j) {

@@ -2,6 +2,11 @@
 #ifndef NEUROFX_COMMON_H
 #define NEUROFX_COMMON_H
 
+/* fmax / fmin are out-of-line calls in pip PoCL 3.0 (like min, max, fma, vloadN, vstoreN;
+ * see matmul.cl): plain comparisons instead (same values for non-NaN inputs). */
+#define FMAX(a, b) ((a) > (b) ? (a) : (b))
+#define FMIN(a, b) ((a) < (b) ? (a) : (b))
+
 /* Activation codes, the same numbers as nn/ops/elementwise.py ACTIVATIONS. */
 #define ACT_NONE 0
 #define ACT_TANH 1
@@ -14,7 +19,7 @@ inline float act_apply(const float x, const int a) {
     switch (a) {
         case ACT_TANH: return tanh(x);
         case ACT_SIGMOID: return 1.0f / (1.0f + exp(-x));
-        case ACT_RELU: return fmax(x, 0.0f);
+        case ACT_RELU: return x > 0.0f ? x : 0.0f;  /* not fmax: out of line in pip PoCL */
         case ACT_LEAKY_RELU: return x > 0.0f ? x : 0.01f * x;
         case ACT_SOFTPLUS: return x > 20.0f ? x : log1p(exp(x));
         default: return x;

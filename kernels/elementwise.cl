@@ -41,6 +41,14 @@ __kernel void bias_add_bwd(__global const float* dy, __global float* dbias,
     dbias[j] += s;
 }
 
+/* y = act(x + bias) with bias (n,) broadcast over rows (x may be y): the epilogue of a dense
+ * layer whose product took the packed GEMM path */
+__kernel void bias_act_fwd(__global const float* x, __global const float* bias,
+                           __global float* y, const int n, const int has_bias, const int act) {
+    const int i = get_global_id(0);
+    y[i] = act_apply(has_bias ? x[i] + bias[i % n] : x[i], act);
+}
+
 __kernel void act_fwd(__global const float* x, __global float* y, const int act) {
     const int i = get_global_id(0);
     y[i] = act_apply(x[i], act);

@@ -48,6 +48,8 @@
 #endif
 
 /* inlined before unrolling, so each kernel unrolls its tile loops with its own constant tm */
+#include "common.h"
+
 #define FORCE_INLINE static inline __attribute__((always_inline))
 
 #define CAT_(a, b) a##b
@@ -203,7 +205,9 @@ GEMM_OP_KERNEL(gemm_tn_row, 1, 1, m)
  * x DOT_TN columns of C, each a DOT_VW-wide partial sum along k reduced at the end. */
 FORCE_INLINE void dot_tile(const int tm, const int n, const int k, const int i0, const int j0,
                            __global const float* restrict a, __global const float* restrict b,
-                           __global float* restrict c, const int accumulate)
+                           __global float* restrict c, const int accumulate, const int epi,
+                           __global const float* restrict bias, const int has_bias,
+                           const int act)
 {
     __global const float* brow[DOT_TN];
     _Pragma("unroll") for (int q = 0; q < DOT_TN; q++)
@@ -228,6 +232,10 @@ FORCE_INLINE void dot_tile(const int tm, const int n, const int k, const int i0,
         _Pragma("unroll") for (int q = 0; q < DOT_TN; q++) {
             float s = hsum_dot(acc[r][q]);
             for (int p = kv; p < k; p++) s = a[(size_t)r * k + p] * brow[q][p] + s;
+            if (epi) {  /* the dense layer's epilogue: + bias[j], activation */
+                if (has_bias) s = s + bias[MIN(j0 + q, n - 1)];
+                s = act_apply(s, act);
+            }
             if (q < cols) c[(size_t)r * n + q] = accumulate ? c[(size_t)r * n + q] + s : s;
         }
     }
@@ -241,13 +249,31 @@ FORCE_INLINE void dot_tile(const int tm, const int n, const int k, const int i0,
     {                                                                                            \
         const size_t bi = get_global_id(2);                                                      \
         dot_tile(TM, n, k, row0 + (int)get_global_id(1) * TM, (int)get_global_id(0) * DOT_TN,   \
-                 A + bi * stride_a, B + bi * stride_b, C + bi * stride_c, accumulate);           \
+                 A + bi * stride_a, B + bi * stride_b, C + bi * stride_c, accumulate, 0, B, 0,  \
+                 0);                                                                             \
+    }
+
+/* The same with a dense layer's epilogue, C = act(A @ B^T + bias) (bias (n,) when has_bias;
+ * act: the codes of common.h); forward inference of Dense / linear in one launch. */
+#define GEMM_DOT_EPI_KERNEL(NAME, TM)                                                           \
+    __kernel void NAME(const int m, const int n, const int k, const int row0,                   \
+                       __global const float* restrict A, __global const float* restrict B,      \
+                       __global float* restrict C, __global const float* restrict bias,         \
+                       const int has_bias, const int act, const long stride_a,                  \
+                       const long stride_b, const long stride_c)                                \
+    {                                                                                            \
+        const size_t bi = get_global_id(2);                                                      \
+        dot_tile(TM, n, k, row0 + (int)get_global_id(1) * TM, (int)get_global_id(0) * DOT_TN,   \
+                 A + bi * stride_a, B + bi * stride_b, C + bi * stride_c, 0, 1, bias, has_bias, \
+                 act);                                                                           \
     }
 
 /* A (m, k), B stored (n, k), C (m, n); global (ceil(n / DOT_TN), rows / DOT_TM, batch) */
 GEMM_DOT_KERNEL(gemm_nt, DOT_TM)
 /* row remainder, one row per work-item; global (ceil(n / DOT_TN), rows, batch) */
 GEMM_DOT_KERNEL(gemm_nt_row, 1)
+GEMM_DOT_EPI_KERNEL(gemm_nt_epi, DOT_TM)
+GEMM_DOT_EPI_KERNEL(gemm_nt_epi_row, 1)
 
 /* ---- packed path (large matrices) -------------------------------------------------------
  * Walking down a column of a row-major matrix touches a new 4 KiB page at every step once rows

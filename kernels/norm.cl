@@ -1,3 +1,4 @@
+#include "common.h"
 /* Batch normalisation over the rows of x (R, n): feature j = column j (contiguous).
  * gamma, beta, mean, var, inv_feat : (n,); xhat, inv_elem : (R, n).
  * One work-item per feature loops over the rows (R is a batch, n can be 1080).
@@ -58,7 +59,7 @@ __kernel void bn_running_fwd(__global const float* x, __global const float* gamm
     float m = mean[j], v = var[j];
     const float c0 = count[0];
     for (int r = 0; r < R; ++r) {
-        const float N = fmin(c0 + (float)(r + 1), window);
+        const float N = FMIN(c0 + (float)(r + 1), window);
         const float xv = x[r * n + j];
         m = (m * (N - 1.0f) + xv) / N;
         const float d = xv - m;
@@ -74,7 +75,7 @@ __kernel void bn_running_fwd(__global const float* x, __global const float* gamm
 
 /* count[0] = min(count[0] + R, window), after bn_running_fwd. global (1) */
 __kernel void bn_running_count(__global float* count, const int R, const float window) {
-    count[0] = fmin(count[0] + (float)R, window);
+    count[0] = FMIN(count[0] + (float)R, window);
 }
 
 /* Backward through batch statistics. global (n) */

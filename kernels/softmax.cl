@@ -1,9 +1,10 @@
+#include "common.h"
 /* Softmax over contiguous blocks ("heads") of length `block`: one work-item per block. */
 
 __kernel void softmax_fwd(__global const float* x, __global float* y, const int block) {
     const int base = get_global_id(0) * block;
     float m = -INFINITY;
-    for (int j = 0; j < block; ++j) m = fmax(m, x[base + j]);
+    for (int j = 0; j < block; ++j) m = FMAX(m, x[base + j]);
     float s = 0.0f;
     for (int j = 0; j < block; ++j) {
         const float e = exp(x[base + j] - m);

@@ -22,6 +22,7 @@ import numpy as np
 import pyopencl as cl
 
 from .device import Device, get_device
+from .launch import i32, launch
 
 KERNEL_FILE = "matmul.cl"
 
@@ -35,6 +36,8 @@ _WIDTHS = (1, 2, 4, 8, 16)
 _DIRECT = ("gemm_nn", "gemm_tn", "gemm_nn_row", "gemm_tn_row", "gemm_nt", "gemm_nt_row")
 _DIRECT_DTYPES = [np.int32, np.int32, np.int32, np.int32, None, None, None,
                  np.int32, np.int64, np.int64, np.int64]
+_EPI_DTYPES = [np.int32, np.int32, np.int32, np.int32, None, None, None, None, np.int32,
+               np.int32, np.int64, np.int64, np.int64]
 _PACK_DTYPES = [np.int32, np.int32, None, None, np.int32, np.int32, np.int64, np.int64]
 _PACKED_DTYPES = [np.int32, np.int32, np.int32, None, None, None, np.int32, np.int64, np.int64,
                   np.int64]
@@ -73,6 +76,10 @@ class Gemm:
         self._knl = {name: dev.kernel(KERNEL_FILE, name, opts) for name in _DIRECT}
         for knl in self._knl.values():
             knl.set_scalar_arg_dtypes(_DIRECT_DTYPES)
+        self._epi = {name: dev.kernel(KERNEL_FILE, name, opts)
+                     for name in ("gemm_nt_epi", "gemm_nt_epi_row")}
+        for knl in self._epi.values():
+            knl.set_scalar_arg_dtypes(_EPI_DTYPES)
         self._pack_a = dev.kernel(KERNEL_FILE, "gemm_pack_a", opts)
         self._pack_b = dev.kernel(KERNEL_FILE, "gemm_pack_b", opts)
         for knl in (self._pack_a, self._pack_b):
@@ -134,6 +141,36 @@ class Gemm:
         if m > m_main:
             event = self._run(self._knl[name + "_row"], (col_tiles, m - m_main, batch),
                               (*args, m_main, *tail), _DIRECT_DTYPES, wait_for)
+        return event
+
+    def dense(self, x_buf, w_buf, y_buf, m, n, k, bias_buf=None, act: int = 0) -> cl.Event:
+        """Enqueue a dense layer's forward ``Y (m, n) = act(X (m, k) @ W^T + bias)``: W stored
+        (n, k), bias (n,) or None, ``act`` an activation code (kernels/common.h). One launch
+        on the direct path (the product's epilogue adds the bias and applies ``act``); the
+        packed path adds one element-wise launch."""
+        m, n, k = _count(m, "m"), _count(n, "n"), _count(k, "k")
+        if m == 0 or n == 0:
+            return cl.enqueue_marker(self.device.queue)
+        for buf, name, need in ((x_buf, "x_buf", m * k), (w_buf, "w_buf", n * k),
+                                (y_buf, "y_buf", m * n), (bias_buf, "bias_buf", n)):
+            if buf is not None and need and buf.size < 4 * need:
+                raise ValueError(f"gemm.dense: {name} holds {buf.size} bytes, needs {4 * need} "
+                                 f"for m={m} n={n} k={k}")
+        has_bias = int(bias_buf is not None)
+        bias = bias_buf if bias_buf is not None else w_buf
+        if k and (self.packing if self.packing is not None else self._use_packed(m, n, k)):
+            self.gemm(x_buf, w_buf, y_buf, m, n, k, trans_b=True)
+            return launch(self.device, "elementwise.cl", "bias_act_fwd", m * n, y_buf, bias,
+                          y_buf, i32(n), i32(has_bias), i32(act))
+        tm, tn = self.dot_tile[:2]
+        m_main, col_tiles = m - m % tm, -(-n // tn)
+        event = None
+        for name, rows, row0 in (("gemm_nt_epi", m_main // tm, 0),
+                                 ("gemm_nt_epi_row", m - m_main, m_main)):
+            if rows:
+                event = self._run(self._epi[name], (col_tiles, rows, 1),
+                                  (m, n, k, row0, x_buf, w_buf, y_buf, bias, has_bias, act,
+                                   m * k, n * k, m * n), _EPI_DTYPES)
         return event
 
     def _run(self, knl, gsize, args, dtypes, wait_for=None) -> cl.Event:

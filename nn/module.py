@@ -154,7 +154,7 @@ class Dense(Module):
         if x.shape[-1] != self.n_in:
             raise ValueError(f"Dense({self.n_in}->{self.n_out}): input last dim {x.shape[-1]}")
         flat = x if len(x.shape) == 2 else ops.reshape(x, (rows, self.n_in))
-        y = ops.activation(ops.linear(flat, self.weight, self.bias), self.activation)
+        y = ops.linear(flat, self.weight, self.bias, self.activation)
         return y if len(x.shape) == 2 else ops.reshape(y, (*x.shape[:-1], self.n_out))
 
 

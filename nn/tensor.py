@@ -33,6 +33,11 @@ def no_grad() -> Iterator[None]:
         _grad_enabled = old
 
 
+def grad_enabled() -> bool:
+    """False inside :func:`no_grad`."""
+    return _grad_enabled
+
+
 class Tensor:
     """A row-major float32 array on the OpenCL device."""
 

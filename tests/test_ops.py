@@ -158,3 +158,32 @@ def test_dropout_is_reproducible_and_scaled():
     kept = a != 0
     np.testing.assert_allclose(a[kept], 1 / 0.7, rtol=1e-6)
     assert abs(kept.mean() - 0.7) < 0.02  # 10,000 Bernoulli(0.7): sd 0.0046
+
+
+@pytest.mark.parametrize("kind", ["none", "tanh", "sigmoid", "relu", "leaky_relu", "softplus"])
+@pytest.mark.parametrize("m,k,n", [(1, 1080, 256), (5, 19, 7), (130, 70, 66)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("packing", [None, True])
+def test_fused_dense_inference_against_numpy(kind, m, k, n, bias, packing):
+    """linear(..., activation) without a graph is one GEMM with a bias + activation epilogue
+    (or the packed GEMM + bias_act_fwd): numpy float64 forward, and the same values as the
+    three-kernel path with a graph (whose gradients test_matmul / test_bias_add /
+    test_activations check)."""
+    from neurofx.nn import get_device, no_grad
+    from neurofx.nn.gemm import get_gemm
+
+    rng = np.random.default_rng(m * n + k)
+    x, w, b = (exact32(rng.normal(size=s)) for s in ((m, k), (n, k), (n,)))
+    gemm = get_gemm(get_device())
+    old, gemm.packing = gemm.packing, packing
+    try:
+        xt, wt, bt = (Tensor.from_numpy(a, requires_grad=True) for a in (x, w, b))
+        with no_grad():
+            fused = ops.linear(xt, wt, bt if bias else None, kind).numpy()
+        graph = ops.linear(xt, wt, bt if bias else None, kind).numpy()
+    finally:
+        gemm.packing = old
+    z = x @ w.T + (b if bias else 0.0)
+    expected = z if kind == "none" else _np_act(kind)(z)
+    assert_close(fused, expected, 1e-4, what="fused forward")
+    assert np.allclose(fused, graph, rtol=1e-6, atol=1e-6)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from ..gemm import get_gemm
 from ..launch import i32, launch
-from ..tensor import Tensor, make_output
-from .elementwise import bias_add
+from ..tensor import Tensor, grad_enabled, make_output
+from .elementwise import ACTIVATIONS, bias_add
+from .elementwise import activation as activation_op
+
+
+def _activation_code(kind: str) -> int:
+    try:
+        return ACTIVATIONS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {kind!r}; valid: {', '.join(ACTIVATIONS)}") from None
 
 
 def _dims(t: Tensor, trans: bool) -> tuple[int, int]:
@@ -46,10 +55,29 @@ def matmul(a: Tensor, b: Tensor, trans_a: bool = False, trans_b: bool = False) -
     return out
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x (rows, in) @ weight (out, in)^T + bias (out,), like torch.nn.functional.linear."""
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
+           activation: str = "none") -> Tensor:
+    """act(x (rows, in) @ weight (out, in)^T + bias (out,)), like torch.nn.functional.linear
+    followed by the activation.
+
+    Without a graph (inference, ``no_grad``) this is ONE launch: the GEMM's epilogue adds the
+    bias and applies the activation (:meth:`~neurofx.nn.gemm.Gemm.dense`). With a graph it is
+    matmul, bias_add and activation, each with its backward."""
+    code = _activation_code(activation)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    graph = grad_enabled() and any(p.requires_grad for p in parents)
+    if (bias is not None or code) and not graph:
+        m, k = _dims(x, False)
+        n, k2 = _dims(weight, False)
+        if k != k2:
+            raise ValueError(f"linear: input has {k} features, weight expects {k2}")
+        out = make_output((m, n), parents, "linear")
+        get_gemm(out.device).dense(x.buf, weight.buf, out.buf, m, n, k,
+                                   None if bias is None else bias.buf, code)
+        return out
     y = matmul(x, weight, trans_b=True)
-    return bias_add(y, bias) if bias is not None else y
+    y = bias_add(y, bias) if bias is not None else y
+    return activation_op(y, activation)
 
 
 def transpose(x: Tensor) -> Tensor:
