@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,7 @@ def read_series(path: str | os.PathLike) -> BarSeries:
             return BarSeries(*(z[k] for k in _SERIES_KEYS))
     except FileNotFoundError:
         raise NeurofxError(f"{path}: not found; run 'neurofx test' to create the run") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise NeurofxError(f"{path}: not a readable .npz file ({exc}); rerun 'neurofx test'"
                            ) from None
 

@@ -169,3 +169,41 @@ def test_swapped_model_files_are_one_line_in_research_as_in_test(capsys, tmp_pat
     assert line.endswith("; give --encoder an encoder file and --actor an actor file "
                          "('neurofx study encoder|actor' write them), or a model name")
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_study_that_fails_part_way_leaves_no_model_that_looks_trained(capsys, tmp_path,
+                                                                          monkeypatch, code):
+    from study_fixtures import build_store
+
+    from neurofx.study import files
+
+    build_store(tmp_path / "store", n=4, steps=60)
+    real = files.save_checkpoint
+
+    def disk_full(out_dir, stage, iteration, *args):
+        if iteration >= 2:  # the first checkpoint after training began
+            raise OSError(code, os.strerror(code), str(out_dir / "checkpoints" / "x.npz"))
+        return real(out_dir, stage, iteration, *args)
+
+    monkeypatch.setattr(files, "save_checkpoint", disk_full)
+    argv = ["study", "encoder", "--store", tmp_path / "store", "--run", "r", "--iterations", "4",
+            "--batch", "2", "--seq-len", "4", "--val-every", "1", "--checkpoint-every", "2",
+            "--model", "baseline", "--model-arg", "encoder.hidden=4", "--no-progress",
+            "--set", f"runs.root={str(tmp_path / 'runs')!r}"]
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 2 and os.strerror(code) in _one_line(err)
+    assert not (tmp_path / "runs" / "r" / "encoder.npz").exists()
+    monkeypatch.setattr(files, "save_checkpoint", real)
+    rc, _, err = _run(capsys, *argv, "--fresh")  # space again: the run completes
+    assert rc == 0, err
+    assert (tmp_path / "runs" / "r" / "encoder.npz").is_file()
+
+
+def test_a_corrupted_series_file_is_one_line_for_report(capsys, tmp_path, small_bars):
+    assert _run(capsys, *_test_argv(tmp_path, small_bars))[0] == 0
+    series = tmp_path / "r" / "test" / "series.npz"
+    series.write_bytes(series.read_bytes()[:100])
+    rc, _, err = _run(capsys, "report", tmp_path / "r" / "test")
+    assert rc == 2 and _one_line(err).startswith(
+        f"neurofx report: error: {series}: not a readable .npz file (")

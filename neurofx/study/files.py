@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from neurofx.atomic import atomic_path, write_text_atomic
+from neurofx.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from neurofx.errors import NeurofxError
 from neurofx.nn.serialize import ModelFileError
 
@@ -98,11 +98,23 @@ def save_checkpoint(out_dir: Path, stage: str, iteration: int, parts: dict, doc:
             p.unlink(missing_ok=True)
 
 
+def best_model_path(out_dir: Path, stage: str, part: str) -> Path:
+    """Where a stage keeps the best weights of ``part`` while it trains; the output file
+    (e.g. ``encoder.npz``) is published from it when the run ends or is interrupted, never by a
+    run that failed."""
+    return out_dir / CHECKPOINT_DIR / f"best-{stage}-{part}.npz"
+
+
+def publish(src: Path, dst: Path) -> Path:
+    """Copy a finished file into place atomically."""
+    return write_bytes_atomic(dst, Path(src).read_bytes())
+
+
 def remove_checkpoint(out_dir: Path, stage: str) -> None:
     """Delete the stage's checkpoint: its JSON first (uncommitted), then its model files."""
     path = checkpoint_json(out_dir, stage)
     path.unlink(missing_ok=True)
-    for p in path.parent.glob(f"{stage}-*.npz"):
+    for p in [*path.parent.glob(f"{stage}-*.npz"), *path.parent.glob(f"best-{stage}-*.npz")]:
         p.unlink()
 
 

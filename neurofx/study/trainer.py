@@ -245,8 +245,9 @@ class Trainer:
                 self.state.best[name] = v
                 part = self.stage.parts[name]
                 if part.keep_best:
-                    part.model.save(self.out / part.output, extra={
-                        **part.meta, "iteration": row["iteration"], f"val_{metric}": v})
+                    part.model.save(files.best_model_path(self.out, self.stage.name, name),
+                                    extra={**part.meta, "iteration": row["iteration"],
+                                           f"val_{metric}": v})
                 improved = True
         return improved
 
@@ -262,6 +263,7 @@ class Trainer:
 
     def _interrupt(self, bar: ProgressBar) -> None:
         self.checkpoint()
+        self.publish_best()
         self.plot()
         bar.close()
         print(f"neurofx study: checkpoint saved at iteration {self.state.iteration}; continue "
@@ -272,6 +274,7 @@ class Trainer:
         st, stage = self.state, self.stage
         self.checkpoint()  # the end state: '--resume --iterations M' extends the run
         self.plot()
+        self.publish_best()
         for name, part in stage.parts.items():
             if part.output and (part.monitor is None or not part.keep_best
                                 or st.best.get(name) is None):
@@ -285,6 +288,15 @@ class Trainer:
         return summary
 
     # ---- files --------------------------------------------------------------------------------
+    def publish_best(self) -> None:
+        """Copy each part's best weights so far to its output file (``encoder.npz``, ...):
+        a run that fails part-way leaves no output that looks trained."""
+        for name, part in self.stage.parts.items():
+            best = files.best_model_path(self.out, self.stage.name, name)
+            if part.output and part.keep_best and self.state.best.get(name) is not None \
+                    and best.is_file():
+                files.publish(best, self.out / part.output)
+
     def wall(self) -> float:
         return self.state.wall_s + time.perf_counter() - self._t0
 
