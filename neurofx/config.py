@@ -29,6 +29,7 @@ import pandas as pd
 from neurofx import agents
 from neurofx.atomic import write_json_atomic
 from neurofx.data.features import TICK_VOLUME_MODES, compute_features
+from neurofx.data.info import TIMEFRAMES, bar_step, timeframe_of
 from neurofx.data.loaders import FORMATS, load_bars
 from neurofx.errors import NeurofxError
 from neurofx.nn.optim import OPTIMIZERS, OptimizerError, optimizer_key
@@ -48,11 +49,20 @@ class DataSettings:
     source_tz: str = ""         # broker clock of the file (bundled: Europe/Athens)
     tz: str = ""                # convert bar times to this zone (empty: keep broker time)
     tick_volume: str = "normalized"  # or "raw" (the seed's tick_volume / 1000)
+    timeframe: str = "H1"       # the bars' spacing the agent is made for; a file must match
 
     def load_bars(self) -> pd.DataFrame:
-        """The bars of this section (empty ``file``: the bundled EURUSD H1 set)."""
-        return load_bars(self.file or None, fmt=self.format, source_tz=self.source_tz or None,
+        """The bars of this section (empty ``file``: the bundled EURUSD H1 set), whose most
+        common spacing must be ``timeframe``."""
+        bars = load_bars(self.file or None, fmt=self.format, source_tz=self.source_tz or None,
                          tz=self.tz or None)
+        found = timeframe_of(bar_step(pd.DatetimeIndex(bars.index)))
+        if len(bars) > 1 and found != self.timeframe:
+            raise ConfigError(f"{bars.attrs.get('source', 'bar file')}: its bars are {found} "
+                              f"apart, the commands expect {self.timeframe} (data.timeframe); "
+                              f"use an {self.timeframe} file, or state the file's timeframe "
+                              f"with --set data.timeframe={found}")
+        return bars
 
     def features(self, bars: pd.DataFrame) -> np.ndarray:
         """The seed's per-bar features of ``bars`` with this section's tick-volume mode."""
@@ -217,6 +227,7 @@ _SIZES = _all(lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 
 _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("data", "format"): _choice(*FORMATS),
     ("data", "tick_volume"): _choice(*TICK_VOLUME_MODES),
+    ("data", "timeframe"): _choice(*TIMEFRAMES),
     **{("broker", k): _POSITIVE for k in ("initial_deposit_usd", "leverage",
                                           "contract_size_units", "min_lot", "lot_step",
                                           "max_lot", "point")},

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pandas as pd
 import pytest
 
 from neurofx import agents
@@ -207,3 +208,24 @@ def test_a_corrupted_series_file_is_one_line_for_report(capsys, tmp_path, small_
     rc, _, err = _run(capsys, "report", tmp_path / "r" / "test")
     assert rc == 2 and _one_line(err).startswith(
         f"neurofx report: error: {series}: not a readable .npz file (")
+
+
+def test_bars_of_another_timeframe_are_refused_unless_stated(capsys, tmp_path, small_bars):
+    lines = small_bars.read_text().splitlines()
+    t0 = pd.Timestamp("2024-01-08")
+    rows = [f"{t0 + pd.Timedelta(minutes=5 * i):%Y-%m-%d %H:%M:%S}," + ln.split(",", 1)[1]
+            for i, ln in enumerate(lines[1:700])]
+    m5 = tmp_path / "m5.csv"
+    m5.write_text("\n".join([lines[0], *rows]) + "\n")
+    argv = ["test", "--run", "r", "--agent", "ma-cross", "--start", "2024-01-08", "--end",
+            "2024-01-09", "--set", f"runs.root={str(tmp_path)!r}", "--set",
+            f"data.file={str(m5)!r}"]
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 2 and _one_line(err) == (
+        f"neurofx test: error: {m5}: its bars are M5 apart, the commands expect H1 "
+        "(data.timeframe); use an H1 file, or state the file's timeframe with --set "
+        "data.timeframe=M5")
+    assert not (tmp_path / "r").exists()
+    rc, out, err = _run(capsys, *argv, "--set", "data.timeframe=M5")
+    assert rc == 0, err
+    assert out.splitlines()[0] == "r: SMA-crossover demo, EURUSD M5, 2024-01-08 to 2024-01-09"

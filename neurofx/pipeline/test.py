@@ -130,15 +130,15 @@ def run_test(cfg: Config, run: str) -> BacktestResult:
     if t.agent == "neural":  # models first: a missing model must not wait for the bars
         paths = model_paths(cfg.runs.root, run, t.encoder or None, t.actor or None)
         loaded = load_test_policy(paths, run, stochastic=t.passes > 0)
-    with exclusive(run_dir(cfg, run), "run folder"):
-        return _run_test(cfg, run, period, loaded)
-
-
-def _run_test(cfg: Config, run: str, period: Period, loaded: LoadedPolicy | None
-              ) -> BacktestResult:
-    t = cfg.test
     bars = cfg.data.load_bars()
     check_period_in_bars(bars, period)
+    with exclusive(run_dir(cfg, run), "run folder"):
+        return _run_test(cfg, run, period, loaded, bars)
+
+
+def _run_test(cfg: Config, run: str, period: Period, loaded: LoadedPolicy | None,
+              bars: pd.DataFrame) -> BacktestResult:
+    t = cfg.test
     clock = bars_clock(bars, cfg.data.tz)
     broker = cfg.broker
     folder = run_dir(cfg, run) / "test"
@@ -164,7 +164,7 @@ def _run_test(cfg: Config, run: str, period: Period, loaded: LoadedPolicy | None
                          f"{t.passes} stochastic passes (VAE samples), seed {t.seed}")
         extra["stops rule"] = t.stops
         label = "neural agent"
-    title = f"{run}: {label}, {broker.symbol} H1, {period}"
+    title = f"{run}: {label}, {broker.symbol} {cfg.data.timeframe}, {period}"
     data = [pass_data(o) for o in outcomes]
     # the folder is written whole under a temporary name and swapped in: a reader (or a
     # killed run) never leaves metrics of one test beside the report of another
