@@ -12,6 +12,8 @@ figure is the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -43,6 +45,14 @@ def neurofx_rate(batch: int, steps: int, optimizer: str, eager: bool) -> float:
 
 
 def torch_rate(batch: int, steps: int, optimizer: str) -> float | None:
+    """torch's samples/s, measured in a child process: in this one PoCL's worker threads
+    compete with torch's OpenMP threads and torch's figures collapse (measured: 10-100x)."""
+    out = subprocess.run([sys.executable, __file__, "--torch-only", str(batch), str(steps),
+                          optimizer], capture_output=True, text=True, check=False)
+    return float(out.stdout) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def torch_rate_here(batch: int, steps: int, optimizer: str) -> float | None:
     try:
         import torch
     except ImportError:
@@ -73,16 +83,23 @@ def torch_rate(batch: int, steps: int, optimizer: str) -> float | None:
 
 
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--torch-only":
+        rate = torch_rate_here(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        if rate is not None:
+            print(rate)
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"device: {get_device().info}")
-    try:
-        import torch
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    except ImportError:
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__, "
+                            "torch.get_num_threads())"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        version, threads = probe.stdout.split()
+        print(f"torch {version}, {threads} threads (default), timed in a child process")
+    else:
         print("torch not installed: no ratios")
     sizes = "-".join(map(str, SIZES))
     print(f"MLP {sizes} tanh, {args.optimizer}, {args.steps} steps per batch size, median of "

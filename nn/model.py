@@ -125,14 +125,18 @@ class Model:
         """Forward on device tensors (or arrays, uploaded); returns the output tensor."""
         return self.net(*(self._as_tensor(x) for x in inputs))
 
-    def predict(self, *inputs) -> np.ndarray:
+    def predict(self, *inputs, sync: bool = True):
         """Inference in eval mode without a graph; returns a host array (a captured plan
-        per input shape unless ``eager``)."""
+        per input shape unless ``eager``). ``sync=False`` returns a device tensor without
+        waiting (planned: the plan's output buffer, overwritten by its next replay), so a
+        chain such as ``actor.predict(account, encoder.predict(state, sync=False))`` waits
+        once per step."""
         if self.eager:
-            return self._predict(*inputs).numpy()
+            out = self._predict(*inputs)
+            return out.numpy() if sync else out
         if self._predict_call is None:
             self._predict_call = self.capture(self._predict, "predict")
-        return self._predict_call(*inputs)
+        return self._predict_call(*inputs, sync=sync)
 
     def _predict(self, *inputs) -> Tensor:
         was = self.net.training
@@ -162,13 +166,13 @@ class Model:
         inputs = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
         if self.eager:
             return self._train(inputs, target, optimizer).item()
-        n = len(inputs)
-        call, opt = self._train_calls.get((id(optimizer), n), (None, None))
-        if opt is not optimizer:
+        n, loss_fn = len(inputs), self.loss_fn  # a new loss function is a new plan
+        call, opt, fn = self._train_calls.get((id(optimizer), n), (None, None, None))
+        if opt is not optimizer or fn is not loss_fn:
             call = self.capture(lambda *t: self._train(t[:n], t[n], optimizer), "train_step")
-            self._train_calls[(id(optimizer), n)] = (call, optimizer)
+            self._train_calls[(id(optimizer), n)] = (call, optimizer, loss_fn)
             if len(self._train_calls) > 4:  # forget the oldest optimizer's plans
-                old, _ = self._train_calls.pop(next(iter(self._train_calls)))
+                old = self._train_calls.pop(next(iter(self._train_calls)))[0]
                 self._captured.remove(old)
         return float(call(*inputs, target)[0])
 

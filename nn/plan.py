@@ -136,7 +136,7 @@ class Plan:
         self.result = result
         self._hosts: list = []  # host inputs of the last replay (alive until it has run)
 
-    def replay(self, args) -> np.ndarray | None:
+    def replay(self, args, sync: bool = True):
         q = self.device.queue
         hosts = []
         for t, a in zip(self.inputs, args, strict=True):
@@ -170,8 +170,8 @@ class Plan:
                 step[1]()
         for module, attr, value in self.restore:
             setattr(module, attr, value)
-        if self.result is None:
-            return None
+        if self.result is None or not sync:
+            return self.result
         return self.result.numpy()
 
 
@@ -211,10 +211,14 @@ class CapturedCall:
     """``fn(*tensors) -> Tensor | None`` over a model, recorded once per key and replayed.
 
     Call it with host arrays (or device tensors) of float32 data; they are uploaded into the
-    plan's input tensors and ``fn`` gets those. It returns the host copy of ``fn``'s result
-    (None when ``fn`` returns None). ``fn`` must reach the device only through the engine
-    (ops, modules, ``Model.forward``, ``Tensor.backward``, optimizers), upload no host data and
-    read nothing on the host; otherwise the key is refused (see the module docstring).
+    plan's input tensors and ``fn`` gets those. A replay does not run ``fn``: Python values it
+    reads besides its inputs (closure variables, a loss weight computed on the host) are
+    frozen at recording, so whatever changes from call to call must come in as an input
+    array (optimizer hyper-parameters are read at each replay: ``optimizer.step`` runs).
+    It returns the host copy of ``fn``'s result (None when ``fn`` returns None). ``fn`` must
+    reach the device only through the engine (ops, modules, ``Model.forward``,
+    ``Tensor.backward``, optimizers), upload no host data and read nothing on the host;
+    otherwise the key is refused (see the module docstring).
     """
 
     def __init__(self, model, fn: Callable, name: str = "call", max_plans: int | None = None):
@@ -242,17 +246,22 @@ class CapturedCall:
         self.plans.clear()
         self.refusals.clear()
 
-    def __call__(self, *args):
+    def __call__(self, *args, sync: bool = True):
+        """Run (record or replay); ``sync=False`` returns the result as a device tensor
+        without waiting: the plan's own output buffer, overwritten by its next replay (feed
+        it to the next model at once, e.g. the encoder's forecast to the actor)."""
         key = self.key(args)
         plan = self.plans.get(key)
         if plan is not None:
             self.plans.move_to_end(key)
-            return plan.replay(args)
+            return plan.replay(args, sync)
         dev = self.model.device
         tensors = [_input(a, dev) for a in args]
         if key in self.refusals or dev.recorder is not None:
-            return _host(self.fn(*tensors))
-        return self._record(key, tensors)
+            result = self.fn(*tensors)
+            return _host(result) if sync else result
+        out = self._record(key, tensors)
+        return _host(out) if sync else out
 
     def _record(self, key, tensors):
         dev = self.model.device
@@ -263,7 +272,6 @@ class CapturedCall:
             result = self.fn(*tensors)
         finally:
             dev.recorder = None
-        out = _host(result)
         external = {id(a) for cmd in rec.commands for a in _cmd_args(cmd)
                     if isinstance(a, cl.MemoryObjectHolder)}
         restore, pairs = [], []
@@ -291,14 +299,14 @@ class CapturedCall:
             self.refusals[key] = rec.refusals
             warnings.warn(f"neurofx: {self.model.name}.{self.name} runs eagerly for inputs "
                           f"{key[0]}: {'; '.join(rec.refusals)}", PlanFallbackWarning,
-                          stacklevel=3)
-            return out
+                          stacklevel=4)
+            return result
         plan = Plan(dev, rec, tensors, result if isinstance(result, Tensor) else None,
                     restore, pairs, self.model.name)
         self.plans[key] = plan
         while len(self.plans) > self.max_plans:
             self.plans.popitem(last=False)
-        return out
+        return result
 
 
 _MISSING = object()

@@ -259,3 +259,31 @@ def test_arena_placement_reuses_only_disjoint_lifetimes():
                 assert spans[i][1] <= spans[j][0] or spans[j][1] <= spans[i][0]
     assert offsets[2] == offsets[0]  # 0 ended at command 2, 2 starts at 3
     assert size < sum(-(-n // 128) * 128 for n in (100, 100, 100, 300))
+
+
+def test_encoder_to_actor_chain_without_a_host_round_trip():
+    """encoder.predict(..., sync=False) hands a device tensor to the actor's plan: one wait per
+    bar, the same bits as the eager chain."""
+    rng = np.random.default_rng(9)
+    enc_e, enc_p = _pair("encoder", "tpm")
+    act_e, act_p = _pair("actor", "tpm")
+    for _ in range(4):
+        (x,), _ = _inputs(enc_e, rng, 1)
+        account = rng.normal(size=(1, 12)).astype(np.float32)
+        ref = act_e.predict(account, enc_e.predict(x))
+        forecast = enc_p.predict(x, sync=False)
+        assert isinstance(forecast, Tensor)
+        assert np.array_equal(ref, act_p.predict(account, forecast))
+
+
+def test_a_new_loss_function_records_a_new_training_plan():
+    models = [Model(Sequential([Dense(4, 2, seed=0)]), name=f"lossfn_{e}", eager=e)
+              for e in (True, False)]
+    opts = [make_optimizer("sgd", m.store, lr=0.1) for m in models]
+    x, y = np.ones((3, 4), np.float32), np.zeros((3, 2), np.float32)
+    for m, o in zip(models, opts, strict=True):
+        m.train_step(x, y, o)
+        m.train_step(x, y, o)
+        m.loss_fn = lambda p, t: ops.scale(ops.mse_loss(p, t), 2.0)
+    assert models[0].train_step(x, y, opts[0]) == models[1].train_step(x, y, opts[1])
+    assert _weights_equal(*models)
