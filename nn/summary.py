@@ -65,12 +65,16 @@ def memory_table(model, batch=None, optimizer=None, input_shapes=None) -> list[d
                            "param_bytes": 0, "grad_bytes": 0, "optim_bytes": 0, "act_bytes": 0}
         rows[layer]["act_bytes"] += n
     table = [rows[k] for k in sorted(rows, key=_natural_key)]
+    plans = dev.memory.total("activations", f"{model.name}.plan")
+    if plans:  # the arenas of captured plans (nn/plan.py): their temporaries, reused
+        table.append({"layer": "(plan arenas)", "type": "", "params": 0, "param_bytes": 0,
+                      "grad_bytes": 0, "optim_bytes": 0, "act_bytes": plans})
     total = {"layer": "total", "type": "", "params": model.store.numel,
              # the flat buffers as allocated (alignment padding included)
              "param_bytes": dev.memory.total("parameters", model.name),
              "grad_bytes": dev.memory.total("gradients", model.name),
              "optim_bytes": (optimizer.state_bytes() if optimizer is not None else 0),
-             "act_bytes": sum(acts.values())}
+             "act_bytes": sum(acts.values()) + plans}
     return [*table, total]
 
 

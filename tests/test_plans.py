@@ -287,3 +287,14 @@ def test_a_new_loss_function_records_a_new_training_plan():
         m.loss_fn = lambda p, t: ops.scale(ops.mse_loss(p, t), 2.0)
     assert models[0].train_step(x, y, opts[0]) == models[1].train_step(x, y, opts[1])
     assert _weights_equal(*models)
+
+
+def test_summary_accounts_for_plan_arenas():
+    model = Model(Sequential([Dense(8, 16, "tanh", seed=0), Dense(16, 4, seed=1)]),
+                  name="arena_sum")
+    opt = make_optimizer("sgd", model.store, lr=0.1)
+    model.train_step(np.ones((3, 8), np.float32), np.zeros((3, 4), np.float32), opt)
+    arena = sum(p.arena_bytes for c in model._captured for p in c.plans.values())
+    rows = model.memory()
+    assert arena > 0 and rows[-2]["layer"] == "(plan arenas)"
+    assert rows[-2]["act_bytes"] == arena == rows[-1]["act_bytes"]
