@@ -86,6 +86,8 @@ class TrajectoryStore:
         self.capacity: int = manifest["capacity"]
         self._next_id: int = manifest["next_id"]
         self.entries: list[dict] = manifest["trajectories"]
+        # keys of the passes already decided here, kept or discarded (research skips them)
+        self.decided: list[str] = list(manifest.get("decided", []))
 
     # ---- opening and validation -------------------------------------------------------------
     @classmethod
@@ -150,6 +152,9 @@ class TrajectoryStore:
             v = data.get(key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise NeurofxError(f"{mpath}: field '{key}' must be a positive integer, got {v!r}")
+        decided = data.get("decided", [])
+        if not isinstance(decided, list) or not all(isinstance(k, str) for k in decided):
+            raise NeurofxError(f"{mpath}: field 'decided' must be a list of pass keys")
         entries = data.get("trajectories")
         if not isinstance(entries, list):
             raise NeurofxError(f"{mpath}: field 'trajectories' must be a list")
@@ -230,29 +235,41 @@ class TrajectoryStore:
         return np.array([e["score"] for e in self.entries], dtype=np.float64)
 
     # ---- writing ------------------------------------------------------------------------------
-    def add(self, traj: Trajectory, min_profit: float = DEFAULT_MIN_PROFIT) -> AddResult:
+    def add(self, traj: Trajectory, min_profit: float = DEFAULT_MIN_PROFIT,
+            key: str | None = None) -> AddResult:
         """Apply the seed's buffer rules to one pass and commit it if kept.
 
         Kept if ``profit >= min_profit`` and ``profit != 0``. A full store replaces its
         trajectory with the lowest final equity when the new final equity is >= that minimum.
-        Rewards are discounted here if the pass has not been discounted yet.
+        Rewards are discounted here if the pass has not been discounted yet. With ``key`` (the
+        pass's identity, e.g. policy, seed and period) the decision is recorded in
+        :attr:`decided` either way, so a rerun of the same research can skip the pass.
         """
         if not isinstance(traj, Trajectory):
             raise TypeError(f"add() takes a Trajectory, got {type(traj).__name__}")
+        why = self._discard_reason(traj, min_profit)
+        if why is not None:
+            if key is not None:
+                self._commit(list(self.entries), [*self.decided, key])
+            return AddResult(False, why)
+        return self._keep(traj, key)
+
+    def _discard_reason(self, traj: Trajectory, min_profit: float) -> str | None:
         if traj.profit == 0:
-            return AddResult(False, "profit is 0 (the seed discards passes without trades)")
+            return "profit is 0 (the seed discards passes without trades)"
         if traj.profit < min_profit:
-            return AddResult(False, f"profit {traj.profit:.2f} < min_profit {min_profit:.2f}")
+            return f"profit {traj.profit:.2f} < min_profit {min_profit:.2f}"
+        if len(self.entries) >= self.capacity:
+            lowest = min(e["final_equity"] for e in self.entries)
+            if traj.final_equity < lowest:
+                return (f"buffer full ({self.capacity}) and final equity "
+                        f"{traj.final_equity:.2f} < lowest kept {lowest:.2f}")
+        return None
+
+    def _keep(self, traj: Trajectory, key: str | None) -> AddResult:
         slot = len(self.entries)
         if slot >= self.capacity:
-            equities = [e["final_equity"] for e in self.entries]
-            slot = int(np.argmin(equities))
-            if traj.final_equity < equities[slot]:
-                return AddResult(
-                    False,
-                    f"buffer full ({self.capacity}) and final equity {traj.final_equity:.2f} < "
-                    f"lowest kept {equities[slot]:.2f}",
-                )
+            slot = int(np.argmin([e["final_equity"] for e in self.entries]))
         if not traj.discounted:
             traj = traj.discount()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -277,23 +294,31 @@ class TrajectoryStore:
             entries.append(entry)
         else:
             entries[slot] = entry
-        manifest = {
-            "capacity": self.capacity,
-            "format": FORMAT_NAME,
-            "next_id": self._next_id + 1,
-            "trajectories": entries,
-            "version": FORMAT_VERSION,
-        }
         write_bytes_atomic(self.path / name, data)
-        write_json_atomic(self.path / MANIFEST, manifest, indent=1)  # commit point
-        fsync_dir(self.path)
-        self.entries, self._next_id = entries, self._next_id + 1
+        self._next_id += 1
+        self._commit(entries, self.decided if key is None else [*self.decided, key])
         if replaced is not None:
             (self.path / replaced).unlink(missing_ok=True)
             reason = f"kept, replaced {replaced} (lowest final equity)"
         else:
             reason = "kept"
         return AddResult(True, reason, file=name, replaced=replaced)
+
+    def _commit(self, entries: list[dict], decided: list[str]) -> None:
+        """Write the manifest (the commit point) and take its state."""
+        manifest = {
+            "capacity": self.capacity,
+            "format": FORMAT_NAME,
+            "next_id": self._next_id,
+            "trajectories": entries,
+            "version": FORMAT_VERSION,
+        }
+        if decided:
+            manifest["decided"] = decided
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path / MANIFEST, manifest, indent=1)
+        fsync_dir(self.path)
+        self.entries, self.decided = entries, decided
 
     def _clean_orphans(self) -> None:
         listed = {e["file"] for e in self.entries}

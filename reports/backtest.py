@@ -77,14 +77,16 @@ class BacktestReport:
 
 
 def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title: str,
-                          extra: Mapping | None = None,
-                          clock: str = DEFAULT_CLOCK) -> BacktestReport:
+                          extra: Mapping | None = None, clock: str = DEFAULT_CLOCK,
+                          final_dir: str | Path | None = None) -> BacktestReport:
     """Write the test report of one pass, or of several passes (median pass + spread).
 
     With one pass its report goes to ``out_dir``. With several, each pass's data files go
     to ``passes/pass-NN/``, their comparison to ``passes/comparison.html``, the spread to
     ``passes.csv``, and ``out_dir`` holds the report of the median pass (by net profit).
-    ``clock`` names the clock of the bar times (see :func:`bars_clock`).
+    ``clock`` names the clock of the bar times (see :func:`bars_clock`). ``final_dir``: the
+    name ``out_dir`` will have when the caller moves it into place (the pass folders are named
+    by it in the comparison); default ``out_dir``.
     """
     if not passes:
         raise NeurofxError("test: no passes to report; run at least one pass")
@@ -104,9 +106,10 @@ def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title
     folders = [write_pass_files(out / PASSES_DIR / f"pass-{i:02d}", p, m,
                                 f"{title}, pass {i} (seed {p.seed})", clock)
                for i, (p, m) in enumerate(zip(passes, metrics, strict=True), start=1)]
+    shown = Path(final_dir) if final_dir is not None else out
     comparison = write_comparison(out / PASSES_DIR, [
-        dataclasses.replace(load_run(f), title=f"pass {i}") for i, f in enumerate(folders, 1)],
-        clock=clock)
+        dataclasses.replace(load_run(f), title=f"pass {i}", run_dir=shown / f.relative_to(out))
+        for i, f in enumerate(folders, 1)], clock=clock)
     write_passes_csv(out / PASSES_CSV, spread)
     m = passes[spread.median_pass]
     extra.update({"report of pass": f"{spread.median_pass + 1} of {len(passes)} "

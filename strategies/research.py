@@ -8,21 +8,21 @@ writes byte-identical store files whatever the number of processes. See docs/res
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from neurofx.collectors.deal_files import (  # noqa: F401 - the first two are re-exported
-    detect_deal_format,
-    import_deal_file,
-    load_deal_file,
-)
+from neurofx.collectors.deal_files import load_deal_file
 from neurofx.collectors.store import AddResult, TrajectoryStore
 from neurofx.collectors.trajectory import Trajectory
 from neurofx.deals import Deal
@@ -73,9 +73,22 @@ class ResearchSetup:
     broker: BrokerConfig
     policy: str
     policy_options: dict = field(default_factory=dict)
+    models: str = ""  # neural: identity of the model files (part of every pass key)
+
+
+def pass_key(setup: ResearchSetup, spec: PassSpec) -> str:
+    """What makes a pass the same pass: policy, seed (Real-ORL: the reconstructed actions),
+    period and, for the neural policy, its models. A store records the keys it decided."""
+    if spec.seed is not None:
+        who = f"seed={spec.seed}"
+    else:
+        who = "actions=" + hashlib.sha256(np.ascontiguousarray(spec.actions)).hexdigest()[:16]
+    key = f"{setup.policy}|{who}|{setup.start}..{setup.end}"
+    return f"{key}|models={setup.models}" if setup.models else key
 
 
 _WORKER: dict = {}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _make_policy(setup: ResearchSetup, spec: PassSpec):
@@ -103,11 +116,59 @@ def run_pass(setup: ResearchSetup, spec: PassSpec) -> Trajectory:
     return res.to_trajectory(setup.policy, extra)
 
 
-def _init_worker(setup: ResearchSetup) -> None:
+def _init_worker(setup: ResearchSetup, parent: int) -> None:
+    """A pool worker's start; ``parent`` is the PID of the process that made the pool (it may
+    be gone already: a worker starts slowly)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     os.environ["NEUROFX_VERBOSE"] = "0"  # the parent named the device already
     _WORKER.clear()
     _WORKER["setup"] = setup
+    sys.stderr = _QuietOrphanStream(sys.stderr, parent)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose parent dies (killed, say) dies at once and silently, instead of
+    failing to send its result and printing a BrokenPipe traceback: on Linux the kernel sends
+    it SIGKILL (``PR_SET_PDEATHSIG``); elsewhere a thread watches the parent."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl failed")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.1)
+    os._exit(0)
+
+
+class _QuietOrphanStream:
+    """A worker's stderr that says nothing once its parent is gone. A worker can meet the
+    closed result pipe a moment before the kernel re-parents (or kills) it, so the crash report
+    of a pool worker (``Process <name>:`` then a traceback) first waits briefly for that."""
+
+    def __init__(self, stream, parent: int, wait_s: float = 1.0):
+        self.stream, self.parent, self.wait_s = stream, parent, wait_s
+
+    def write(self, text: str) -> int:
+        if text.startswith("Process "):
+            deadline = time.monotonic() + self.wait_s
+            while os.getppid() == self.parent and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if os.getppid() != self.parent:
+            os._exit(0)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def _worker_pass(spec: PassSpec) -> tuple[int, Trajectory]:
@@ -122,7 +183,10 @@ def iter_passes(setup: ResearchSetup, specs: list[PassSpec], jobs: int = 1
             yield spec, run_pass(setup, spec)
         return
     ctx = mp.get_context("spawn")
-    pool = ctx.Pool(min(jobs, len(specs)), initializer=_init_worker, initargs=(setup,))
+    # if this process is killed, its resource tracker would warn about the pool's semaphores
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
+    pool = ctx.Pool(min(jobs, len(specs)), initializer=_init_worker,
+                    initargs=(setup, os.getpid()))
     try:
         by_index = {s.index: s for s in specs}
         order = [s.index for s in specs]
@@ -149,10 +213,14 @@ class ResearchSummary:
     profits: list[float] = field(default_factory=list)
     steps: int = 0
     interrupted: bool = False
+    skipped: int = 0  # passes the store had decided already (same key)
 
     def to_text(self, store: TrajectoryStore) -> str:
         lines = [f"passes {self.passes}: kept {self.kept}, discarded {self.discarded}"
                  + (" (interrupted)" if self.interrupted else "")]
+        if self.skipped:
+            lines.append(f"skipped {self.skipped} passes the store had decided already (same "
+                         "policy, seed and period)")
         if self.profits:
             p = np.array(self.profits)
             lines.append(f"profit min {p.min():.2f}  median {np.median(p):.2f}  "
@@ -199,7 +267,7 @@ def collect(setup: ResearchSetup, specs: list[PassSpec], store: TrajectoryStore,
     summary = ResearchSummary() if summary is None else summary
     try:
         for spec, traj in iter_passes(setup, specs, jobs):
-            result = store.add(traj, min_profit=min_profit)
+            result = store.add(traj, min_profit=min_profit, key=pass_key(setup, spec))
             summary.passes += 1
             summary.kept += result.kept
             summary.discarded += not result.kept

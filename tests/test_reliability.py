@@ -1,6 +1,7 @@
 """One writer per store and run folder (two real processes, synchronised by a pipe), test
 outputs committed as a unit, and periods the bars do not cover refused (issue 12)."""
 
+import contextlib
 import errno
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 from neurofx import agents
 from neurofx.atomic import atomic_folder
 from neurofx.cli import main
+from neurofx.collectors.store import TrajectoryStore
 from neurofx.pipeline import test as test_step
 
 HOLDER = textwrap.dedent("""
@@ -229,3 +231,42 @@ def test_bars_of_another_timeframe_are_refused_unless_stated(capsys, tmp_path, s
     rc, out, err = _run(capsys, *argv, "--set", "data.timeframe=M5")
     assert rc == 0, err
     assert out.splitlines()[0] == "r: SMA-crossover demo, EURUSD M5, 2024-01-08 to 2024-01-09"
+
+
+def test_a_rerun_skips_the_passes_the_store_decided(capsys, tmp_path, research_argv):
+    argv = [*research_argv[:4], "3", *research_argv[5:], "--min-profit", "0"]
+    rc, out, _ = _run(capsys, *argv)
+    assert rc == 0
+    store = TrajectoryStore.open(tmp_path / "store")
+    kept = len(store)
+    assert len(store.decided) == 3 and kept < 3  # losing passes are decided, not kept
+    manifest = (tmp_path / "store" / "manifest.json").read_bytes()
+    rc, out, _ = _run(capsys, *argv)
+    assert rc == 0 and out.splitlines()[:2] == [
+        "passes 0: kept 0, discarded 0",
+        "skipped 3 passes the store had decided already (same policy, seed and period)"]
+    assert (tmp_path / "store" / "manifest.json").read_bytes() == manifest
+    rc, out, _ = _run(capsys, *[a if a != "3" else "4" for a in argv])
+    assert rc == 0 and out.startswith("passes 1: ")
+
+
+def test_killed_parallel_research_leaves_no_tracebacks(tmp_path, small_bars):
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "neurofx.cli", "research", "--store", str(store), "--passes",
+           "200", "--jobs", "2", "--start", "2024-01-08", "--end", "2024-01-20",
+           "--min-profit=-1e9", "--set", f"runs.root={str(tmp_path / 'runs')!r}",
+           "--set", f"data.file={str(small_bars)!r}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        manifest = store / "manifest.json"
+        while not (manifest.exists() and manifest.read_text().count('"file"') >= 2):
+            assert proc.poll() is None, proc.stderr.read()  # the workers are passing
+        proc.send_signal(signal.SIGKILL)  # the parent dies; its two workers are orphaned
+        proc.wait(timeout=60)
+        err = proc.stderr.read()  # EOF: every process holding the pipe (the workers) is gone
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert len(TrajectoryStore.open(store)) >= 2

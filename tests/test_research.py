@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from neurofx.cli import main as cli_main
+from neurofx.collectors.deal_files import import_deal_file
 from neurofx.collectors.store import TrajectoryStore
 from neurofx.data import compute_features, load_bars
 from neurofx.deals import read_deals_csv, write_deals_csv
@@ -22,7 +23,7 @@ from neurofx.strategies.agent import run_agent_pass
 from neurofx.strategies.broker import BrokerConfig
 from neurofx.strategies.feeds import BarArrays
 from neurofx.strategies.policies import ScriptedPolicy, realorl_policy
-from neurofx.strategies.research import example_deals, import_deal_file
+from neurofx.strategies.research import example_deals
 
 PT = 0.00001
 SPREAD = 5 * PT  # min_spread_points; the bars of the window have a spread column of 0
@@ -434,10 +435,15 @@ def test_sigkill_mid_run_leaves_a_loadable_store(tmp_path):
     s = TrajectoryStore.open(store)
     assert len(s) >= 3
     s.verify()
-    # continuing with the same command fills the same store
-    assert cli_main(["research", "--passes", "2", "--jobs", "1", "--min-profit=-1e9",
-                     "--store", str(store), *SHORT, *_sets(tmp_path)]) == 0
-    assert len(TrajectoryStore.open(store)) == len(s) + 2
+    # running again resumes: the passes the store decided are skipped, no duplicates (issue 12)
+    decided = len(s.decided)
+    assert decided == len(s)
+    assert cli_main(["research", "--passes", str(decided + 2), "--jobs", "1",
+                     "--min-profit=-1e9", "--store", str(store), *SHORT, *_sets(tmp_path)]) == 0
+    again = TrajectoryStore.open(store)
+    assert len(again) == len(s) + 2
+    seeds = [e["seed"] for e in again.entries]
+    assert len(set(seeds)) == len(seeds)  # every pass once
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_committed_passes(tmp_path):

@@ -176,6 +176,11 @@ def test_neural_agent_deterministic_and_passes(capsys, tmp_path, small):
     assert main_m["total_net_profit_usd"] == pytest.approx(sorted(net)[1])
     assert f"report of pass {k + 1} of 3 (median net profit" in out
     assert (folder / "passes" / "comparison.html").is_file()
+    # the comparison names the pass folders where they end up, not the temporary folder the
+    # report was written in before it was swapped into place
+    runs = [r["run_dir"] for r in json.loads((folder / "passes" / "comparison.json").read_text())
+            ["runs"]]
+    assert runs == [str(folder / "passes" / f"pass-0{i}") for i in (1, 2, 3)]
     # deterministic again: the VAE mean gives the same deals, and the passes it no longer
     # reports are removed
     assert _run(capsys, *base)[0] == 0

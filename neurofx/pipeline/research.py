@@ -4,6 +4,7 @@ trajectory store (seed Research.mq5 / ResearchRealORL.mq5; docs/research.md)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.resources
 import os
 from collections.abc import Callable
@@ -102,11 +103,15 @@ def run_research(cfg: Config, command: str = "neurofx research",
                                 shift_hours=r.deals_shift_hours)
     options = neural_options(cfg)
     setup = research.ResearchSetup(arrays, features, r.start, r.end, cfg.broker, r.policy,
-                                   options)
+                                   options, models_identity(options))
     with exclusive(path, "trajectory store"):  # one writer at a time
         store = TrajectoryStore.open(path, create=True, capacity=r.capacity)
         snapshot(cfg, run_dir(cfg, RUN_NAME), command)
-        summary = research.ResearchSummary()
+        # a rerun (after a crash or Ctrl-C) goes on where the last one stopped
+        decided = set(store.decided)
+        todo = [s for s in specs if research.pass_key(setup, s) not in decided]
+        summary = research.ResearchSummary(skipped=len(specs) - len(todo))
+        specs = todo
         if on_start is not None:
             on_start(len(specs))
         try:
@@ -117,6 +122,19 @@ def run_research(cfg: Config, command: str = "neurofx research",
         except KeyboardInterrupt:
             raise ResearchInterrupted(ResearchResult(summary, store)) from None
     return ResearchResult(summary, store)
+
+
+def models_identity(options: dict) -> str:
+    """The neural policy's models as part of a pass key: the files' content hashes (a
+    retrained actor makes new passes), or the architecture names."""
+    if not options:
+        return ""
+    parts = []
+    for role in ("encoder", "actor"):
+        spec = Path(str(options[role]))
+        parts.append(hashlib.sha256(spec.read_bytes()).hexdigest()[:16] if spec.is_file()
+                     else str(options[role]))
+    return ",".join(parts) + ("" if options["stochastic"] else ",mean")
 
 
 def neural_options(cfg: Config) -> dict:

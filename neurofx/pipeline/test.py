@@ -170,5 +170,5 @@ def _run_test(cfg: Config, run: str, period: Period, loaded: LoadedPolicy | None
     # killed run) never leaves metrics of one test beside the report of another
     with atomic_folder(folder) as tmp:
         snapshot(cfg, tmp, "test")
-        report = write_backtest_report(tmp, data, title, extra, clock)
+        report = write_backtest_report(tmp, data, title, extra, clock, final_dir=folder)
     return BacktestResult(title, report.moved(tmp, folder), len(outcomes))
