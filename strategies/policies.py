@@ -181,6 +181,10 @@ class NeuralPolicy:
         if out.size != N_ACTIONS:
             raise NeurofxError(f"{act_name}: an actor of another architecture (it gives "
                                f"{out.size} values, a policy needs {N_ACTIONS}); {fix}")
+        for name, values in ((enc_name, forecast), (act_name, out)):
+            if not np.isfinite(values).all():
+                raise NeurofxError(f"{name}: the model computes NaN or infinite values (its "
+                                   f"weights are not finite: a diverged training?); {fix}")
         self.reset(self.seed)
         return int(forecast.shape[-1])
 

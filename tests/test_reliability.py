@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -270,3 +271,17 @@ def test_killed_parallel_research_leaves_no_tracebacks(tmp_path, small_bars):
             os.killpg(proc.pid, signal.SIGKILL)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert len(TrajectoryStore.open(store)) >= 2
+
+
+def test_a_model_with_nan_weights_is_named(capsys, tmp_path, small_bars):
+    enc = agents.build("encoder", "baseline", hidden=4)
+    enc.load_parameters({name: np.full_like(v, np.nan)
+                         for name, v in enc.named_parameters().items()})
+    enc.save(tmp_path / "encoder.npz")
+    agents.build("actor", "baseline", hidden=4).save(tmp_path / "actor.npz")
+    rc, _, err = _run(capsys, "test", "--run", "r", "--encoder", tmp_path / "encoder.npz",
+                      "--actor", tmp_path / "actor.npz", "--set", f"runs.root={str(tmp_path)!r}",
+                      "--set", f"data.file={str(small_bars)!r}")
+    assert rc == 2 and _one_line(err).startswith(
+        f"neurofx test: error: {tmp_path / 'encoder.npz'}: the model computes NaN or infinite "
+        "values (its weights are not finite: a diverged training?)")
