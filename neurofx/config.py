@@ -33,7 +33,7 @@ from neurofx.data.info import TIMEFRAMES, bar_step, timeframe_of
 from neurofx.data.loaders import FORMATS, load_bars
 from neurofx.errors import NeurofxError
 from neurofx.nn.optim import OPTIMIZERS, OptimizerError, optimizer_key
-from neurofx.strategies.broker import BrokerConfig
+from neurofx.strategies.broker import WEEKDAYS, BrokerConfig
 
 
 class ConfigError(NeurofxError):
@@ -234,6 +234,8 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     **{("broker", k): _at_least(0) for k in ("min_spread_points", "commission_usd_per_lot_side",
                                              "stop_out_level_pct", "stops_level_points",
                                              "digits")},
+    ("broker", "triple_swap_weekday"): _choice(*WEEKDAYS),
+    ("broker", "rollover_hour"): ((lambda v: 0 <= v <= 23), "an hour 0..23 (bars' clock)"),
     ("research", "policy"): _choice("random", "neural", "real-orl"),
     ("research", "start"): _BAR_TIME,
     ("research", "end"): _BAR_TIME,

@@ -9,6 +9,12 @@ only way prices reach the account (``docs/broker.md``):
 3. :meth:`ForexBroker.close_bar` checks TP/SL of every position (also those opened in step 2)
    against the bar range, SL first when both are touched, then intrabar stop-out at the adverse
    extreme, then marks the account to the close quote and checks stop-out again.
+
+Swap (MT5's rollover): every rollover instant (``rollover_hour`` o'clock on the bars' clock)
+that passes between two bars charges each open position ``lots * swap_<side>_points * point *
+contract_size`` USD for the trading day it ends (nothing for Saturday and Sunday, three times
+on ``triple_swap_weekday``). It accrues on the position (in equity) and is booked to the
+balance by the deal that closes it (pro rata for a partial close), as MT5 shows it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from neurofx.errors import NeurofxError
 
 BUY, SELL = "buy", "sell"
 _EPS = 1e-9
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DAY_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,12 @@ class BrokerConfig:
     commission_usd_per_lot_side: float = 3.5
     stop_out_level_pct: float = 50.0
     stops_level_points: int = 0
+    # swap per lot and night in points (1 point on 1 lot = 1 USD for EURUSD); defaults: a
+    # typical retail EURUSD quote of 2023-2024, when USD rates were above EUR rates
+    swap_long_points: float = -7.0
+    swap_short_points: float = 2.0
+    triple_swap_weekday: str = "wednesday"  # the day whose rollover charges three nights
+    rollover_hour: int = 0      # hour of the rollover on the bars' clock (MT5: 00:00 server)
 
     def __post_init__(self):
         positive = ("initial_deposit_usd", "leverage", "contract_size_units", "min_lot",
@@ -56,6 +70,39 @@ class BrokerConfig:
                 raise NeurofxError(f"broker config: {name} must be >= 0, got {value!r}")
         if self.max_lot < self.min_lot:
             raise NeurofxError("broker config: max_lot must be >= min_lot")
+        for name in ("swap_long_points", "swap_short_points"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value)):
+                raise NeurofxError(f"broker config: {name} must be a number, got {value!r}")
+        if self.triple_swap_weekday not in WEEKDAYS:
+            raise NeurofxError(f"broker config: triple_swap_weekday must be one of "
+                               f"{', '.join(WEEKDAYS)}, got {self.triple_swap_weekday!r}")
+        if not (isinstance(self.rollover_hour, int) and 0 <= self.rollover_hour <= 23):
+            raise NeurofxError(f"broker config: rollover_hour must be an hour 0..23, got "
+                               f"{self.rollover_hour!r}")
+
+
+def swap_nights(rollover_s: int, config: BrokerConfig) -> int:
+    """Nights one rollover at ``rollover_s`` (Unix seconds, bars' clock) charges: 0 when it
+    ends a Saturday or Sunday, 3 when it ends ``triple_swap_weekday``, else 1."""
+    day = (int(rollover_s) - 1) // DAY_S  # the trading day that ends at the rollover
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    if weekday >= 5:
+        return 0
+    return 3 if WEEKDAYS[weekday] == config.triple_swap_weekday else 1
+
+
+def rollovers(after_s: int, until_s: int, config: BrokerConfig) -> list[int]:
+    """The rollover instants ``t`` with ``after_s < t <= until_s``."""
+    hour = config.rollover_hour * 3600
+    first = ((int(after_s) - hour) // DAY_S + 1) * DAY_S + hour
+    return list(range(first, int(until_s) + 1, DAY_S))
+
+
+def swap_usd(side: str, lots: float, nights: int, config: BrokerConfig) -> float:
+    """The swap of ``lots`` of a ``side`` position over ``nights``, in USD, rounded to cents."""
+    points = config.swap_long_points if side == BUY else config.swap_short_points
+    return round(lots * points * config.point * config.contract_size_units * nights, 2)
 
 
 def spread_price(spread_points: float, config: BrokerConfig) -> float:
@@ -87,6 +134,7 @@ class Position:
     entry_time: int
     tp: float | None = None
     sl: float | None = None
+    swap_usd: float = 0.0  # accrued at the rollovers, booked when the position closes
 
 
 ACCOUNT_FIELDS = ("balance_usd", "equity_usd", "margin_usd", "free_margin_usd",
@@ -137,6 +185,8 @@ class ForexBroker:
         if self.time_s is not None and time_s <= self.time_s:
             raise RuntimeError(f"bar time {time_s} does not increase (last {self.time_s})")
         cfg = self.config
+        if self.time_s is not None and self.positions:
+            self._charge_swap(self.time_s, int(time_s))
         self.time_s = int(time_s)
         self.spread = spread_price(spread_points, cfg)
         self._set_quote(open_bid)
@@ -219,7 +269,8 @@ class ForexBroker:
 
     @property
     def equity(self) -> float:
-        return self.balance + sum(self.position_profit(p) for p in self.positions)
+        """Balance plus every open position's floating P/L and accrued swap."""
+        return self.balance + sum(self.position_profit(p) + p.swap_usd for p in self.positions)
 
     @property
     def margin(self) -> float:
@@ -248,8 +299,9 @@ class ForexBroker:
         bal = self.balance
         if not self.positions:
             return (bal, bal, 0.0, 0.0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0)
-        buy_lots = sell_lots = buy_pr = sell_pr = margin = disc = 0.0
+        buy_lots = sell_lots = buy_pr = sell_pr = margin = disc = swap = 0.0
         for p in self.positions:
+            swap += p.swap_usd
             pr = self.position_profit(p)
             margin += self.position_margin(p)
             disc += discounted_profit(pr, self.time_s - p.entry_time)
@@ -259,7 +311,7 @@ class ForexBroker:
             else:
                 sell_lots += p.lots
                 sell_pr += pr
-        eq = bal + buy_pr + sell_pr
+        eq = bal + buy_pr + sell_pr + swap
         return (bal, eq, margin, eq - margin, eq / margin * 100.0, round(buy_lots, 8),
                 round(sell_lots, 8), buy_pr, sell_pr, disc)
 
@@ -268,6 +320,15 @@ class ForexBroker:
         return AccountState(int(self.time_s or 0), *self.account_values())
 
     # ----------------------------------------------------------------- internals
+    def _charge_swap(self, after_s: int, until_s: int) -> None:
+        """Accrue the swap of every rollover between the last bar and this one."""
+        nights = sum(swap_nights(t, self.config) for t in rollovers(after_s, until_s,
+                                                                    self.config))
+        if nights:
+            for pos in self.positions:
+                pos.swap_usd = round(pos.swap_usd + swap_usd(pos.side, pos.lots, nights,
+                                                             self.config), 2)
+
     def _set_quote(self, bid: float) -> None:
         self.bid, self.ask = quote(bid, self.spread, self.config)
 
@@ -335,17 +396,21 @@ class ForexBroker:
         diff = price - pos.entry_price if pos.side == BUY else pos.entry_price - price
         profit = round(diff * lots * cfg.contract_size_units, 2)
         commission = -round(cfg.commission_usd_per_lot_side * lots, 2)
-        self.balance = round(self.balance + profit + commission, 2)
-        pos.lots = round(pos.lots - lots, 8)
+        left = round(pos.lots - lots, 8)
+        swap = pos.swap_usd if left < _EPS else round(pos.swap_usd * lots / pos.lots, 2)
+        pos.swap_usd = round(pos.swap_usd - swap, 2)
+        self.balance = round(self.balance + profit + commission + swap, 2)
+        pos.lots = left
         if pos.lots < _EPS:
             self.positions.remove(pos)
         out_side = SELL if pos.side == BUY else BUY
-        return self._deal(out_side, "out", lots, price, commission, profit, pos, reason)
+        return self._deal(out_side, "out", lots, price, commission, profit, pos, reason, swap)
 
-    def _deal(self, side, entry, lots, price, commission, profit, pos, reason) -> Deal:
+    def _deal(self, side, entry, lots, price, commission, profit, pos, reason,
+              swap: float = 0.0) -> Deal:
         deal = Deal(
             ticket=self._next_deal, time=int(self.time_s), symbol=self.config.symbol,
-            side=side, entry=entry, volume=lots, price=price, commission=commission, swap=0.0,
+            side=side, entry=entry, volume=lots, price=price, commission=commission, swap=swap,
             profit=profit, position_id=pos.id, reason=reason,
             entry_time=pos.entry_time if entry == "out" else int(self.time_s),
             entry_price=pos.entry_price,

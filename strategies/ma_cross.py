@@ -70,6 +70,7 @@ class MaCrossSummary:
     wins: int
     gross_profit_usd: float
     commission_usd: float
+    swap_usd: float
     net_profit_usd: float
     final_balance_usd: float
     result: ReplayResult
@@ -84,9 +85,10 @@ def ma_cross_backtest(bars: pd.DataFrame | BarArrays, start=None, end=None,
     outs = [d for d in res.deals if d.entry == "out"]
     gross = sum(d.profit for d in outs)
     commission = sum(d.commission for d in res.deals)
+    swap = sum(d.swap for d in res.deals)
     return MaCrossSummary(
         trades=len(outs), wins=sum(d.profit > 0 for d in outs),
         gross_profit_usd=round(gross, 2), commission_usd=round(commission, 2),
-        net_profit_usd=round(gross + commission, 2),
+        swap_usd=round(swap, 2), net_profit_usd=round(gross + commission + swap, 2),
         final_balance_usd=res.final.balance_usd, result=res,
     )

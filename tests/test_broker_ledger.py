@@ -243,3 +243,60 @@ def test_decide_sees_only_closed_bars():
         np.testing.assert_array_equal(ca, cb)
         np.testing.assert_array_equal(ha, hb)
     assert len(a[1][3]) == 1 and a[2][3][1] == 1.10100 and b[2][3][1] == 1.10800
+
+
+# ---- swap at the rollover (MT5: per lot and night, three nights on the triple-swap day) ------
+WED = 1_704_844_800  # 2024-01-10 00:00 (bars' clock), a Wednesday
+
+
+def test_swap_over_a_triple_swap_night_by_hand():
+    fx = fx_(swap_long_points=-7.0, swap_short_points=2.5, commission_usd_per_lot_side=0.0)
+    fx.open_bar(WED + 22 * H, 1.10000, 10)  # Wednesday 22:00, ask 1.10010
+    buy = fx.buy(0.5)
+    sell = fx.sell(0.2)  # at bid 1.10000 (a hedging account holds both)
+    fx.close_bar(1.10000, 1.10000, 1.10000)
+    fx.open_bar(WED + 23 * H, 1.10000, 10)
+    fx.close_bar(1.10000, 1.10000, 1.10000)
+    assert buy.swap_usd == sell.swap_usd == 0.0  # no rollover yet
+    # Thursday 00:00 ends Wednesday: 3 nights. long: 0.5 lot * -7 points * 1 USD per point
+    # and lot * 3 = -10.50; short: 0.2 * 2.5 * 3 = +1.50
+    fx.open_bar(WED + 24 * H, 1.10000, 10)
+    assert (buy.swap_usd, sell.swap_usd) == (-10.50, 1.50)
+    assert fx.balance == 10_000  # accrued on the positions, not yet booked
+    s = fx.snapshot()
+    # equity: balance + floating (buy at bid 1.10000 - 1.10010 = -10 points x 0.5 = -5.00;
+    # sell at ask 1.10000 - 1.10010 = -10 points x 0.2 = -2.00) + swaps -10.50 + 1.50
+    assert s.equity_usd == pytest.approx(10_000 - 5.00 - 2.00 - 10.50 + 1.50)
+    fx.close(buy, 0.2)  # a partial close books its share of the swap: 0.2 / 0.5 of -10.50
+    assert fx.deals[-1].swap == -4.20 and buy.swap_usd == -6.30
+    fx.close_bar(1.10000, 1.10000, 1.10000)
+    # Friday 00:00 ends Thursday: one night on what is left (0.3 lot: -2.10; 0.2 lot: +0.50)
+    fx.open_bar(WED + 48 * H, 1.10000, 10)
+    assert (buy.swap_usd, sell.swap_usd) == (-8.40, 2.00)
+    fx.close_all()
+    assert [d.swap for d in fx.deals if d.entry == "out"] == [-4.20, -8.40, 2.00]
+    # the balance identity: deposit + profit + commission + swap of every deal
+    money = sum(d.profit + d.commission + d.swap for d in fx.deals)
+    assert fx.balance == pytest.approx(10_000 + money) == pytest.approx(
+        10_000 - 5.00 - 2.00 - 4.20 - 8.40 + 2.00)  # buy -10 points x 0.5, sell x 0.2
+
+
+def test_swap_weekend_and_rollover_hour():
+    # a long held from Friday 12:00 to Monday 12:00 crosses the rollovers ending Friday (1
+    # night), Saturday and Sunday (none): one night, as MT5 (the weekend is in the triple day)
+    fri = WED + 2 * 24 * H
+    fx = fx_(swap_long_points=-7.0, commission_usd_per_lot_side=0.0)
+    fx.open_bar(fri + 12 * H, 1.1, 0)
+    pos = fx.buy(1.0)
+    fx.close_bar(1.1, 1.1, 1.1)
+    fx.open_bar(fri + 3 * 24 * H + 12 * H, 1.1, 0)
+    assert pos.swap_usd == -7.00
+    # a rollover at 22:00 (bars in UTC): Wednesday 21:00 -> 23:00 crosses Wednesday's rollover
+    fx = fx_(swap_long_points=-7.0, rollover_hour=22)
+    fx.open_bar(WED + 21 * H, 1.1, 0)
+    pos = fx.buy(1.0)
+    fx.close_bar(1.1, 1.1, 1.1)
+    fx.open_bar(WED + 23 * H, 1.1, 0)
+    assert pos.swap_usd == -21.00
+    with pytest.raises(NeurofxError, match="triple_swap_weekday must be one of monday"):
+        BrokerConfig(triple_swap_weekday="wed")

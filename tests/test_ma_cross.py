@@ -27,7 +27,8 @@ def summary(jan):
 def test_balance_is_deposit_plus_deal_money(summary):
     deals = summary.result.deals
     assert summary.trades > 5
-    money = sum(d.profit + d.commission for d in deals)
+    money = sum(d.profit + d.commission + d.swap for d in deals)
+    assert summary.swap_usd == pytest.approx(sum(d.swap for d in deals)) != 0  # held overnight
     assert summary.final_balance_usd == pytest.approx(10_000 + money, abs=1e-6)
     assert summary.net_profit_usd == pytest.approx(money, abs=1e-6)
     assert summary.result.balance[-1] == pytest.approx(summary.final_balance_usd)
@@ -109,4 +110,4 @@ def test_broker_config_is_used(jan):
     cfg = BrokerConfig(commission_usd_per_lot_side=0.0, initial_deposit_usd=5000.0)
     s = ma_cross_backtest(jan, broker_config=cfg, fast_bars=6, slow_bars=24)
     assert s.commission_usd == 0.0
-    assert s.final_balance_usd == pytest.approx(5000 + s.gross_profit_usd)
+    assert s.final_balance_usd == pytest.approx(5000 + s.gross_profit_usd + s.swap_usd)
