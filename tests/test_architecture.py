@@ -27,7 +27,7 @@ ALLOWED = {
     "neurofx.strategies": {"core", "neurofx.data", "neurofx.collectors", "neurofx.agents",
                            "neurofx.nn"},
     "neurofx.study": {"core", "neurofx.data", "neurofx.collectors", "neurofx.agents",
-                      "neurofx.nn"},
+                      "neurofx.nn", "neurofx.reports"},
     "neurofx.config": {"core", "neurofx.data", "neurofx.agents", "neurofx.nn",
                        "neurofx.strategies"},
     "neurofx.pipeline": {"core", "neurofx.config", "neurofx.data", "neurofx.strategies",

@@ -15,18 +15,13 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from neurofx.atomic import atomic_path, write_text_atomic
+from neurofx.atomic import write_text_atomic
 from neurofx.errors import NeurofxError
+from neurofx.reports.study_charts import optimizer_comparison_chart
 
 from .settings import Settings
 from .stage import Stage
 from .trainer import Summary, Trainer
-
-COLORS = ("#1f4e9c", "#c62828", "#2e7d32", "#e08a00", "#6a1b9a", "#00838f", "#5d4037")
 
 
 def parse_names(text: str) -> list[str]:
@@ -59,7 +54,9 @@ def compare(settings: Settings, data, names: list[str], make_stage,
     summaries: list[Summary] = [trainer.run() for trainer in trainers]
     rows = table_rows(names, summaries, stages[0].parts)
     write_table(folder, rows)
-    plot_comparison(folder / "comparison.png", names, summaries, stages[0])
+    metrics = [p.monitor for p in stages[0].parts.values() if p.monitor]
+    optimizer_comparison_chart(folder / "comparison.png", stages[0].name, metrics, names,
+                               [s.rows for s in summaries])
     return rows, folder
 
 
@@ -115,36 +112,3 @@ def markdown(rows: list[dict]) -> str:
                 cells.append(_text(v, 4))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_comparison(path: Path, names, summaries: list[Summary], stage: Stage) -> Path:
-    """One panel per monitored metric: validation (markers) and training (thin) curves."""
-    metrics = [p.monitor for p in stage.parts.values() if p.monitor]
-    fig = Figure(figsize=(8, 3.4 * len(metrics)))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
-    height = 3.4 * len(metrics)
-    fig.subplots_adjust(left=0.12, right=0.97, top=1 - 0.6 / height, bottom=0.5 / height,
-                        hspace=0.45)
-    for ax, m in zip(axes, metrics, strict=True):
-        for k, (name, s) in enumerate(zip(names, summaries, strict=True)):
-            color = COLORS[k % len(COLORS)]
-            for key, style, lw in ((f"train_{m}", "-", 0.8), (f"val_{m}", "o-", 1.6)):
-                pts = [(r["iteration"], r[key]) for r in s.rows
-                       if r.get(key) is not None and math.isfinite(r[key])]
-                if pts:
-                    x, y = np.array(pts).T
-                    label = f"{name} {'validation' if key.startswith('val') else 'train'}"
-                    ax.plot(x, y, style, color=color, lw=lw, markersize=3, label=label,
-                            alpha=1.0 if key.startswith("val") else 0.5)
-        ax.set_title(f"{stage.name} stage: {m}" if m != stage.name else f"{m} stage")
-        ax.set_xlabel("iteration (batches)")
-        ax.set_ylabel("loss (MSE, target units)")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.set_yscale("log" if all(ln.get_ydata().min() > 0 for ln in ax.lines) else "linear")
-            ax.legend(fontsize=8)
-    fig.suptitle(f"neurofx study {stage.name}: optimizer comparison")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path

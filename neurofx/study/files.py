@@ -16,10 +16,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from neurofx.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from neurofx.atomic import write_bytes_atomic, write_text_atomic
 from neurofx.errors import NeurofxError
 from neurofx.nn.serialize import ModelFileError
 
@@ -174,53 +172,3 @@ def load_part(out_dir: Path, doc: dict, name: str, model, optimizer) -> None:
                                  f"{type(optimizer).__name__}; resume with the same --optimizer")
         optimizer.load_state_dict(content["optim"]["state"])
     set_counters(model, content["meta"].get("counters", {}))
-
-
-# ---- plots ------------------------------------------------------------------------------------
-def plot_curves(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray,
-                                                               str]]]], title: str) -> Path:
-    """One panel per (title, curves); a curve is (label, iteration, value, style)."""
-    fig = Figure(figsize=(8, 3.2 * len(panels)))  # no constrained layout: seconds per call
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    height = 3.2 * len(panels)
-    fig.subplots_adjust(left=0.12, right=0.97, top=1 - 0.6 / height, bottom=0.5 / height,
-                        hspace=0.45)
-    for ax, (panel_title, curves) in zip(axes, panels, strict=True):
-        positive = True
-        for label, x, y, style in curves:
-            ok = np.isfinite(y)
-            if ok.any():
-                ax.plot(x[ok], y[ok], style, label=label, markersize=3)
-                positive &= bool((y[ok] > 0).all())
-        if positive and ax.lines:
-            ax.set_yscale("log")
-        ax.set_title(panel_title)
-        ax.set_xlabel("iteration (batches)")
-        ax.set_ylabel("loss (train: model loss; val: MSE)")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    fig.suptitle(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path
-
-
-def plot_log(path: Path, rows: list[dict], groups: dict[str, list[str]], title: str) -> Path:
-    """:func:`plot_curves` of log ``rows``: one panel per group (title -> metric keys)."""
-    return plot_curves(path, loss_panels(rows, groups), title)
-
-
-def loss_panels(rows: list[dict], groups: dict[str, list[str]]):
-    """Panels for :func:`plot_curves` from the log rows: group title -> metric keys."""
-    it = np.array([r["iteration"] for r in rows], dtype=np.float64)
-    panels = []
-    for title, keys in groups.items():
-        curves = []
-        for key in keys:
-            y = np.array([r.get(key, math.nan) if r.get(key) is not None else math.nan
-                          for r in rows], dtype=np.float64)
-            curves.append((key, it, y, "o-" if key.startswith("val_") else "-"))
-        panels.append((title, curves))
-    return panels

@@ -28,6 +28,7 @@ import numpy as np
 
 from neurofx.atomic import write_json_atomic
 from neurofx.errors import NeurofxError
+from neurofx.reports.study_charts import study_log_chart
 
 from . import files
 from .stage import Stage
@@ -316,9 +317,9 @@ class Trainer:
     def plot(self):
         """``loss_<stage>.png``: one panel per plot group of the stage."""
         stage = self.stage
-        return files.plot_log(self.out / f"loss_{stage.name}.png", self.state.rows,
-                              stage.plot_groups,
-                              f"neurofx study {stage.name}: {self.settings.optimizer}")
+        return study_log_chart(self.out / f"loss_{stage.name}.png", self.state.rows,
+                               stage.plot_groups,
+                               f"neurofx study {stage.name}: {self.settings.optimizer}")
 
     def _restore(self) -> None:
         """Continue from the stage's checkpoint, made with the same settings and data."""
