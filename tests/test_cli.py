@@ -52,3 +52,15 @@ def test_device_banner_only_when_verbose():
     assert _device_stderr("0") == ""
     banner = _device_stderr("1")
     assert banner.startswith("neurofx: OpenCL device [") and banner.count("\n") == 1
+
+
+def test_kernels_build_without_compiler_warnings(tmp_path):
+    """PoCL's warnings (e.g. a float16 passed by value) would reach every user's stderr."""
+    code = ("from neurofx.nn.device import get_device, kernel_dir\n"
+            "for f in sorted(kernel_dir().glob('*.cl')):\n"
+            "    get_device().program(f.name)\n")
+    env = {**os.environ, "PYOPENCL_COMPILER_OUTPUT": "1", "PYOPENCL_NO_CACHE": "1",
+           "POCL_CACHE_DIR": str(tmp_path), "POCL_KERNEL_CACHE": "0"}
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, check=True).stderr
+    assert "warning" not in err.lower(), err

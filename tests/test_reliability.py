@@ -261,7 +261,7 @@ def test_killed_parallel_research_leaves_no_tracebacks(tmp_path, small_bars):
                             start_new_session=True)
     try:
         manifest = store / "manifest.json"
-        while not (manifest.exists() and manifest.read_text().count('"file"') >= 2):
+        while not (manifest.exists() and manifest.read_text().count('"steps"') >= 2):
             assert proc.poll() is None, proc.stderr.read()  # the workers are passing
         proc.send_signal(signal.SIGKILL)  # the parent dies; its two workers are orphaned
         proc.wait(timeout=60)
@@ -285,3 +285,21 @@ def test_a_model_with_nan_weights_is_named(capsys, tmp_path, small_bars):
     assert rc == 2 and _one_line(err).startswith(
         f"neurofx test: error: {tmp_path / 'encoder.npz'}: the model computes NaN or infinite "
         "values (its weights are not finite: a diverged training?)")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_a_research_that_cannot_write_keeps_the_store(capsys, tmp_path, research_argv,
+                                                      monkeypatch, code):
+    from neurofx.collectors import store as store_module
+
+    assert _run(capsys, *research_argv)[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "store").iterdir()}
+
+    def fail(path, data):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(store_module, "write_bytes_atomic", fail)
+    rc, _, err = _run(capsys, *[a if a != "1" else "3" for a in research_argv])
+    assert rc == 2 and os.strerror(code) in _one_line(err)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "store").iterdir()}
+    assert after == before
