@@ -206,7 +206,7 @@ class NeuralPolicy:
     def act(self, t, state, account_vector):
         s = np.asarray(state, dtype=np.float32).reshape(1, -1)
         a = np.asarray(account_vector, dtype=np.float32).reshape(1, -1)
-        forecast = self.encoder.predict(s)
+        forecast = self.encoder.predict(s, sync=False)  # stays on the device: one wait a bar
         out = self.actor.predict(a, forecast).reshape(-1)
         if out.size != N_ACTIONS:
             raise NeurofxError(f"actor model returns {out.size} values per bar; a policy needs "
