@@ -151,6 +151,9 @@ class TestSettings:
     ma_lots: float = 0.1        # ma-cross: volume per trade
     ma_tp_frac: float = 0.5     # ma-cross: TP distance x 1000 points
     ma_sl_frac: float = 0.3     # ma-cross: SL distance x 1000 points
+    baselines: bool = True      # replay flat, buy-and-hold, ma-cross and random beside it
+    random_passes: int = 32     # K seeded passes of the random baseline
+    walk_forward: str = ""      # YYYY-MM..YYYY-MM: test each month of the range on its own
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ def _is_time(text: str, date_only: bool = False) -> bool:
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTHS = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.\.\d{4}-(0[1-9]|1[0-2])$")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?$")
 _BAR_TIME = (_is_time, "a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) of the calendar")
 _DAY = ((lambda v: _is_time(v, date_only=True)), "a date YYYY-MM-DD of the calendar")
@@ -280,6 +284,9 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("test", "ma_lots"): _POSITIVE,
     ("test", "ma_tp_frac"): _POSITIVE,
     ("test", "ma_sl_frac"): _POSITIVE,
+    ("test", "random_passes"): _at_least(1),
+    ("test", "walk_forward"): ((lambda v: v == "" or bool(_MONTHS.match(v))),
+                               "a range of months START..END, e.g. 2023-07..2024-01"),
 }
 
 Flags = Mapping[str, Mapping[str, tuple[str, object]]]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from neurofx.deals import write_deals_csv
 from neurofx.errors import NeurofxError
+from neurofx.reports.baselines import BASELINES_CSV, BASELINES_NPZ, Baselines, write_baselines
 from neurofx.reports.html import write_comparison, write_report
 from neurofx.reports.io import (
     DEALS_CSV,
@@ -32,6 +33,12 @@ from neurofx.reports.io import (
 )
 from neurofx.reports.metrics import Metrics
 from neurofx.reports.passes import PassData, PassSpread, pass_spread, write_passes_csv
+from neurofx.reports.walk_forward import (
+    WALK_FORWARD_CSV,
+    WALK_FORWARD_PNG,
+    MonthResult,
+    write_walk_forward,
+)
 
 PASSES_CSV = "passes.csv"
 PASSES_DIR = "passes"
@@ -67,6 +74,8 @@ class BacktestReport:
     metrics: Metrics
     spread: PassSpread | None
     comparison_path: Path | None
+    baselines: Baselines | None = None
+    walk_forward: tuple[MonthResult, ...] = ()
 
     def moved(self, old: Path, new: Path) -> BacktestReport:
         """The same report after its folder ``old`` was renamed to ``new``."""
@@ -78,7 +87,9 @@ class BacktestReport:
 
 def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title: str,
                           extra: Mapping | None = None, clock: str = DEFAULT_CLOCK,
-                          final_dir: str | Path | None = None) -> BacktestReport:
+                          final_dir: str | Path | None = None,
+                          baselines: Baselines | None = None,
+                          walk_forward: Sequence[MonthResult] = ()) -> BacktestReport:
     """Write the test report of one pass, or of several passes (median pass + spread).
 
     With one pass its report goes to ``out_dir``. With several, each pass's data files go
@@ -86,7 +97,8 @@ def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title
     ``passes.csv``, and ``out_dir`` holds the report of the median pass (by net profit).
     ``clock`` names the clock of the bar times (see :func:`bars_clock`). ``final_dir``: the
     name ``out_dir`` will have when the caller moves it into place (the pass folders are named
-    by it in the comparison); default ``out_dir``.
+    by it in the comparison); default ``out_dir``. ``baselines`` go to baselines.csv/.npz and
+    the report, ``walk_forward`` months to walk_forward.csv and the report.
     """
     if not passes:
         raise NeurofxError("test: no passes to report; run at least one pass")
@@ -94,13 +106,19 @@ def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title
     extra = dict(extra or {})
     # outputs of an earlier run with passes would no longer match this report
     shutil.rmtree(out / PASSES_DIR, ignore_errors=True)
-    (out / PASSES_CSV).unlink(missing_ok=True)
+    for name in (PASSES_CSV, BASELINES_CSV, BASELINES_NPZ, WALK_FORWARD_CSV, WALK_FORWARD_PNG):
+        (out / name).unlink(missing_ok=True)
+    if baselines is not None:
+        write_baselines(out, baselines)
+    if walk_forward:
+        write_walk_forward(out, walk_forward)
+    more = {"baselines": baselines, "walk_forward": walk_forward or None}
     if len(passes) == 1:
         p = passes[0]
         extra["rejected orders"] = p.rejected_orders
         path = write_report(out, p.deals, p.series, p.deposit_usd, title, extra,
-                            excursions=p.excursions, clock=clock)
-        return BacktestReport(path, p.metrics(), None, None)
+                            excursions=p.excursions, clock=clock, **more)
+        return BacktestReport(path, p.metrics(), None, None, baselines, tuple(walk_forward))
     metrics = [p.metrics() for p in passes]
     spread = pass_spread(passes, metrics)
     folders = [write_pass_files(out / PASSES_DIR / f"pass-{i:02d}", p, m,
@@ -116,5 +134,6 @@ def write_backtest_report(out_dir: str | Path, passes: Sequence[PassData], title
                                     f"(median net profit, seed {m.seed})",
                   "rejected orders": m.rejected_orders, **spread.as_extra()})
     path = write_report(out, m.deals, m.series, m.deposit_usd, title, extra,
-                        excursions=m.excursions, clock=clock)
-    return BacktestReport(path, metrics[spread.median_pass], spread, comparison)
+                        excursions=m.excursions, clock=clock, **more)
+    return BacktestReport(path, metrics[spread.median_pass], spread, comparison, baselines,
+                          tuple(walk_forward))

@@ -23,6 +23,7 @@ from neurofx.reports.io import DEFAULT_CLOCK
 DPI = 100
 WIN, LOSS = "#2e7d32", "#c62828"
 BALANCE, EQUITY = "#1f4e9c", "#e08a00"
+BASELINE_COLORS = ("#7b1fa2", "#00897b", "#6d4c41", "#546e7a")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -59,12 +60,13 @@ def drawdown_pct(equity_usd, deposit_usd: float) -> np.ndarray:
 def equity_chart(
     time_s, balance_usd, equity_usd, deposit_usd: float, path: str | os.PathLike, *,
     entry_time_s=(), entry_direction=(), exit_time_s=(), exit_net_usd=(), title: str = "",
-    clock: str = DEFAULT_CLOCK,
+    clock: str = DEFAULT_CLOCK, baselines: Sequence[tuple[str, object, object]] = (),
 ) -> Path:
     """Balance and equity with entry/exit markers on top, equity drawdown (%) below.
 
     Entries: triangles up (long) / down (short); exits: dots, green for a win, red otherwise.
-    Markers sit on the equity curve at their time.
+    Markers sit on the equity curve at their time. ``baselines``: (label, time_s, equity_usd)
+    of baselines drawn as thin dashed equity lines.
     """
     t = np.asarray(time_s, dtype=np.int64)
     eq = np.asarray(equity_usd, dtype=np.float64)
@@ -74,6 +76,9 @@ def equity_chart(
     top.plot(x, balance_usd, color=BALANCE, lw=1.6, label="balance")
     top.plot(x, eq, color=EQUITY, lw=1.0, label="equity")
     top.axhline(deposit_usd, color="0.6", lw=0.8, ls=":", label="deposit")
+    for k, (label, bt, be) in enumerate(baselines):
+        top.plot(_dates(bt), be, color=BASELINE_COLORS[k % len(BASELINE_COLORS)], lw=0.9,
+                 ls="--", alpha=0.9, label=f"{label} (equity)")
 
     def on_curve(ts):
         return np.interp(np.asarray(ts, dtype=np.float64), t.astype(np.float64), eq)
@@ -207,4 +212,31 @@ def training_chart(labels: Sequence[str], logs: Sequence[dict[str, list[dict[str
             positive = all(min(ln.get_ydata()) > 0 for ln in ax.lines)
             ax.set_yscale("log" if positive else "linear")
             ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def monthly_bars_chart(months: Sequence[str], agent_usd: Sequence[float],
+                       random_median_usd: Sequence[float], in_sample: Sequence[bool | None],
+                       path: str | os.PathLike) -> Path:
+    """Net profit per month: the agent's bar beside the random policy's median; in-sample
+    months (on the agent's training bars) are shaded and labelled."""
+    x = np.arange(len(months))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for i, flag in enumerate(in_sample):
+        if flag:
+            ax.axvspan(i - 0.5, i + 0.5, color="0.9", zorder=0)
+    agent = np.asarray(agent_usd, dtype=np.float64)
+    rnd = np.asarray(random_median_usd, dtype=np.float64)
+    ax.bar(x - 0.2, agent, 0.4, color=[WIN if v > 0 else LOSS for v in agent], label="agent")
+    ax.bar(x + 0.2, np.nan_to_num(rnd), 0.4, color="0.55", label="random policy, median")
+    labels = [f"{m}\nin-sample" if flag else (f"{m}\nout-of-sample" if flag is False else m)
+              for m, flag in zip(months, in_sample, strict=True)]
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_ylabel("net profit (USD)")
+    ax.set_title("Net profit per month: agent vs the random policy's median "
+                 "(shaded: in-sample)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)

@@ -24,6 +24,7 @@ from neurofx.atomic import json_safe, write_text_atomic
 from neurofx.deals import Deal, write_deals_csv
 from neurofx.errors import NeurofxError
 from neurofx.reports import charts
+from neurofx.reports.baselines import Baselines, baselines_html
 from neurofx.reports.io import (
     DEALS_CSV,
     DEFAULT_CLOCK,
@@ -48,6 +49,12 @@ from neurofx.reports.metrics import (
     compute_metrics,
 )
 from neurofx.reports.trades import TradeTable, sorted_deals, trades_from_deals
+from neurofx.reports.walk_forward import (
+    WALK_FORWARD_PNG,
+    MonthResult,
+    walk_forward_chart,
+    walk_forward_html,
+)
 
 COMPARISON_HTML = "comparison.html"
 COMPARISON_JSON = "comparison.json"
@@ -233,17 +240,24 @@ def trades_table(trades: TradeTable, max_rows: int = 2000) -> str:
 
 def render_report(title: str, metrics: Metrics, trades: TradeTable,
                   images: Sequence[tuple[str, bytes]], extra: Mapping | None = None,
-                  clock: str = DEFAULT_CLOCK, sections: Sequence[tuple[str, str]] = ()) -> str:
+                  clock: str = DEFAULT_CLOCK, sections: Sequence[tuple[str, str]] = (),
+                  baselines: Baselines | None = None, months: str = "") -> str:
     """The single-run report page; ``images`` are (caption, PNG bytes), ``sections``
-    (title, HTML) page parts added after the trades."""
+    (title, HTML) page parts added after the trades; ``baselines`` adds their table and
+    verdict after the run table, ``months`` (HTML) the walk-forward section after the
+    charts."""
     first, last = format_time(metrics.first_bar_time_s), format_time(metrics.last_bar_time_s)
     period = f"{first} to {last} ({clock})"
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="muted">{escape(period)}, {metrics.bars} bars, '
             f"{metrics.total_trades} trades. Formulas: docs/metrics.md.</p>",
-            _extra_table(extra or {}), "<h2>Summary</h2>", metrics_tables(metrics),
-            "<h2>Charts</h2>"]
+            _extra_table(extra or {})]
+    if baselines is not None:
+        body += ["<h2>Baselines</h2>", baselines_html(baselines)]
+    body += ["<h2>Summary</h2>", metrics_tables(metrics), "<h2>Charts</h2>"]
     body += [image_tag(png, caption) for caption, png in images]
+    if months:
+        body += ["<h2>Month by month</h2>", months]
     body += ["<h2>Trades</h2>", trades_table(trades), _sections_html(sections)]
     return _page(title, "\n".join(body))
 
@@ -253,13 +267,16 @@ def write_report(
     deposit: float, title: str, extra: Mapping | None = None, *,
     excursions: Mapping[int, tuple[float, float]] | None = None,
     clock: str = DEFAULT_CLOCK, sections: Sequence[tuple[str, str]] = (),
+    baselines: Baselines | None = None, walk_forward: Sequence[MonthResult] | None = None,
 ) -> Path:
     """Write report.html, metrics.json, trades.csv, deals.csv, series.npz and the PNGs.
 
     ``excursions`` (out-deal ticket -> (MFE, MAE) in USD) adds the MFE/MAE columns and chart.
     ``clock`` names the clock of the bar times in the header and axis labels (it is saved in
     metrics.json); ``sections`` are extra (title, HTML) parts at the end of the page.
-    Returns the path of report.html.
+    ``baselines`` (``reports.baselines``) puts their table and verdict on the page and their
+    equity in the chart; ``walk_forward`` adds the per-month table and walk_forward.png (the
+    caller writes their CSV files). Returns the path of report.html.
     """
     out = Path(run_dir)
     ds = sorted_deals(deals)
@@ -276,7 +293,8 @@ def write_report(
         entry_time_s=[d.time for d in ins],
         entry_direction=[1 if d.side == "buy" else -1 for d in ins],
         exit_time_s=trades.exit_time_s, exit_net_usd=trades.net_usd, title=title,
-        clock=clock))]
+        clock=clock, baselines=[(name, t, e) for name, (t, e) in
+                                (baselines.curves.items() if baselines else ())]))]
     if len(trades):
         pngs.append(("P/L by hour and weekday", charts.pnl_by_time_chart(
             trades.exit_time_s, trades.net_usd, out / "pnl_by_time.png", clock)))
@@ -284,7 +302,12 @@ def write_report(
         pngs.append(("MFE and MAE", charts.mfe_mae_chart(
             trades.mfe_usd, trades.mae_usd, trades.net_usd, out / "mfe_mae.png")))
     images = [(caption, p.read_bytes()) for caption, p in pngs]
-    html = render_report(title, metrics, trades, images, extra, clock, sections)
+    months = ""
+    if walk_forward:
+        png = walk_forward_chart(walk_forward, out / WALK_FORWARD_PNG).read_bytes()
+        months = walk_forward_html(walk_forward, png, image_tag)
+    html = render_report(title, metrics, trades, images, extra, clock, sections, baselines,
+                         months)
     return write_text_atomic(out / REPORT_HTML, html)
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -268,5 +269,6 @@ def test_report_names_the_clock_of_the_bars(capsys, tmp_path, small, sets, clock
     assert doc["extra"]["period"] == f"{START} to {END} ({clock})"
     html = (folder / "report.html").read_text()
     assert f"2024-01-08 00:00 to {last_bar} ({clock}), " in html
-    assert ("UTC" in html) == (clock == "UTC")
+    text = re.sub(r"data:image/png;base64,[^\"]+", "", html)  # base64 may spell anything
+    assert ("UTC" in text) == (clock == "UTC")
 

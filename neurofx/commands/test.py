@@ -42,17 +42,31 @@ def add_arguments(parser) -> None:
                         "<runs.root>/NAME/encoder.npz)")
     parser.add_argument("--actor", default=None, metavar="PATH",
                         help="actor model file (test.actor; default <runs.root>/NAME/actor.npz)")
+    parser.add_argument("--no-baselines", dest="baselines", action="store_const", const=False,
+                        default=None, help="do not replay the baselines (flat, buy-and-hold, "
+                        "ma-cross, random) beside the agent (test.baselines=false)")
+    parser.add_argument("--random-passes", type=int, default=None, metavar="K",
+                        help="passes of the random baseline (test.random_passes, default 32)")
+    parser.add_argument("--walk-forward", default=None, metavar="START..END",
+                        help="also test each month of START..END (YYYY-MM) on its own and "
+                        "write walk_forward.csv; the whole range is the report's period "
+                        "(test.walk_forward)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="bar file to test on (data.file; default the bundled EURUSD H1)")
     add_config_arguments(parser, "test.passes=8")
 
 
 FLAGS = {"start": "--start", "end": "--end", "passes": "--passes", "seed": "--seed",
-         "stops": "--stops", "agent": "--agent", "encoder": "--encoder", "actor": "--actor"}
+         "stops": "--stops", "agent": "--agent", "encoder": "--encoder", "actor": "--actor",
+         "baselines": "--no-baselines", "random_passes": "--random-passes",
+         "walk_forward": "--walk-forward"}
 
 
 def resolve_settings(args) -> Config:
     """The resolved configuration: defaults < --config < --set < the flags given."""
-    return load_config(args.config, args.set, {"test": {
-        key: (flag, getattr(args, key)) for key, flag in FLAGS.items()}})
+    return load_config(args.config, args.set, {
+        "test": {key: (flag, getattr(args, key)) for key, flag in FLAGS.items()},
+        "data": {"file": ("--data", args.data)}})
 
 
 def run(args) -> int:

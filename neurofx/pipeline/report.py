@@ -20,6 +20,7 @@ from pathlib import Path
 from neurofx.collectors.mt5_report import deals_of_report, read_trade_history_report
 from neurofx.config import Config
 from neurofx.errors import NeurofxError
+from neurofx.reports.baselines import baselines_comparison_html, read_baselines
 from neurofx.reports.html import write_comparison, write_report
 from neurofx.reports.io import METRICS_JSON, load_run
 from neurofx.reports.key_figures import comparison_lines
@@ -27,6 +28,7 @@ from neurofx.reports.metrics import Metrics, summary_lines
 from neurofx.reports.mt5_results import Mt5Comparison, compare_deals, default_out
 from neurofx.reports.mt5_results import write_comparison as write_mt5_comparison
 from neurofx.reports.training import training_section
+from neurofx.reports.walk_forward import read_walk_forward
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,21 @@ def run_report(cfg: Config, runs: Sequence[str], out: str | Path | None = None) 
         d = data[0]
         path = write_report(Path(out) if out else folders[0], d.deals, d.series,
                             d.metrics.initial_deposit_usd, d.title, d.extra,
-                            excursions=d.trades.excursions(), clock=d.clock)
+                            excursions=d.trades.excursions(), clock=d.clock,
+                            baselines=read_baselines(folders[0]),
+                            walk_forward=read_walk_forward(folders[0]))
         return ReportResult(path, (d.title,), (d.metrics,))
     labels = _unique([run_label(f) for f in folders])
     folder = Path(out) if out else Path(root) / "compare" / _safe("_vs_".join(labels))
     short = [dataclasses.replace(r, title=lb) for r, lb in zip(data, labels, strict=True)]
     section = training_section([r.run_dir for r in data], labels, folder)
-    path = write_comparison(folder, short, sections=[("Training", section)] if section else ())
+    sections = []
+    yardstick = baselines_comparison_html(labels, [read_baselines(f) for f in folders])
+    if yardstick:
+        sections.append(("Baselines", yardstick))
+    if section:
+        sections.append(("Training", section))
+    path = write_comparison(folder, short, sections=sections)
     return ReportResult(path, tuple(labels), tuple(r.metrics for r in data),
                         folder / "training.png" if section else None)
 
