@@ -5,7 +5,8 @@ and actor (random weights, stochastic VAE head), eager and planned in the same r
                                                [--end 2024-01-31]
 
 Times only the passes (the models are built and the bars and features loaded once, outside the
-timing), as ``neurofx.pipeline.test`` runs them, once with every model eager
+timing), as ``neurofx.pipeline.test`` runs them (the first pass computes the encoder's forecasts,
+the others share them), once with every model eager
 (``NEUROFX_EAGER`` semantics: ``model.eager = True``) and once with captured execution plans;
 prints seconds in all, seconds per pass, ms per bar, and whether the two runs' deals are equal.
 The issue's target: <= 15 s for all 16 passes of the full-size TPM agent.
@@ -19,7 +20,7 @@ from datetime import date
 
 from neurofx.config import load_config
 from neurofx.strategies.backtest import Period, run_neural_passes
-from neurofx.strategies.policies import NeuralPolicy
+from neurofx.strategies.policies import NeuralPolicy, SharedForecasts
 from neurofx.strategies.trained_agent import LoadedPolicy
 
 
@@ -27,6 +28,7 @@ def run(policy: NeuralPolicy, eager: bool, bars, features, period, broker, passe
     for model in (policy.encoder, policy.actor):
         model.eager = eager
         model.invalidate_plans()
+    policy.forecasts = SharedForecasts()  # each mode computes its own (shared by its passes)
     loaded = LoadedPolicy(policy, {}, 216)
     t0 = time.perf_counter()
     outcomes = run_neural_passes(loaded, bars, features, period, broker, passes, seed=0)

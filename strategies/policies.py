@@ -9,6 +9,7 @@ strategy nets and executes what ``act`` returns (strategies/netting.py).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -159,6 +160,8 @@ class NeuralPolicy:
         self._base_seeds = [int(getattr(h, "seed", 0)) for h in self._heads]
         self._initial = [self._state_of(m) for m in (self.encoder, self.actor)]
         self.seed: int | None = None
+        self.forecasts = SharedForecasts()
+        self._step, self._encoder_live = 0, False
 
     def check_models(self, fix: str) -> int:
         """Check that the encoder takes the state, the actor takes the encoder's forecast and
@@ -193,25 +196,79 @@ class NeuralPolicy:
         return {name: t.numpy().copy() for name, t in model.net.named_state()}
 
     def reset(self, seed: int | None = None) -> None:
-        for model, saved in zip((self.encoder, self.actor), self._initial, strict=True):
-            for name, tensor in model.net.named_state():
-                tensor.assign(saved[name])
-            model.reset_state()
+        for model in (self.encoder, self.actor):
+            self._restore(model)
+        self._step, self._encoder_live = 0, False
         self.seed = seed
         for head, base in zip(self._heads, self._base_seeds, strict=True):
             # the pass seed replaces the file's noise seed; the counter restarts at 0
             head.seed = base if seed is None else (int(seed) + 7919 * base) & 0xFFFFFFFF
             head.calls = 0
 
+    def _restore(self, model) -> None:
+        """``model`` as it was when the policy was made (running statistics, recurrent state)."""
+        saved = self._initial[0 if model is self.encoder else 1]
+        for name, tensor in model.net.named_state():
+            tensor.assign(saved[name])
+        model.reset_state()
+
+    def _forecast(self, s: np.ndarray) -> np.ndarray:
+        """The encoder's forecast of step ``self._step`` of the pass: shared with the earlier
+        passes over the same states (the encoder does not see the account), computed otherwise;
+        either way the same numbers."""
+        i, shared = self._step, self.forecasts
+        self._step += 1
+        if not self._encoder_live:
+            hit = shared.get(i, s)
+            if hit is not None:
+                return hit
+            # the first step no earlier pass saw: bring the encoder to it, then go on live
+            self._restore(self.encoder)
+            for earlier in shared.states[:i]:
+                self.encoder.predict(earlier)
+            shared.truncate(i)
+            self._encoder_live = True
+        forecast = self.encoder.predict(s)
+        shared.append(s, forecast)
+        return forecast
+
     def act(self, t, state, account_vector):
         s = np.asarray(state, dtype=np.float32).reshape(1, -1)
         a = np.asarray(account_vector, dtype=np.float32).reshape(1, -1)
-        forecast = self.encoder.predict(s, sync=False)  # stays on the device: one wait a bar
-        out = self.actor.predict(a, forecast).reshape(-1)
+        out = self.actor.predict(a, self._forecast(s)).reshape(-1)
         if out.size != N_ACTIONS:
             raise NeurofxError(f"actor model returns {out.size} values per bar; a policy needs "
                                f"{N_ACTIONS} (buy lots, TP, SL, sell lots, TP, SL)")
         return tuple(float(x) for x in out)
+
+
+class SharedForecasts:
+    """The encoder's forecasts of the steps of a pass, kept with the states they came from, so
+    every later pass over the same bars reuses them (issue 14: the encoder does not see the
+    account, so all passes of a run share its forecasts). A step is reused only if its state
+    equals the stored one byte for byte (a digest check)."""
+
+    def __init__(self):
+        self.states: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self._digests: list[bytes] = []
+
+    @staticmethod
+    def _digest(state: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(state).tobytes(), digest_size=16).digest()
+
+    def get(self, step: int, state: np.ndarray) -> np.ndarray | None:
+        if step < len(self.values) and self._digests[step] == self._digest(state):
+            return self.values[step]
+        return None
+
+    def append(self, state: np.ndarray, forecast: np.ndarray) -> None:
+        self.states.append(state.copy())
+        self.values.append(np.array(forecast, copy=True))
+        self._digests.append(self._digest(state))
+
+    def truncate(self, steps: int) -> None:
+        del self.states[steps:], self.values[steps:], self._digests[steps:]
 
 
 class RealORLPolicy:

@@ -156,6 +156,35 @@ def test_neural_state_restored_each_pass_and_files_load(tmp_path):
     np.testing.assert_array_equal(run(from_files, 9), a)
 
 
+def test_later_passes_share_the_encoders_forecasts_with_the_same_result(tmp_path):
+    agents.build("encoder", "baseline", model_name="encoder", hidden=8).save(tmp_path / "e.npz")
+    small_actor().save(tmp_path / "a.npz")
+    enc, act = tmp_path / "e.npz", tmp_path / "a.npz"  # each policy loads its own models
+    states = [STATE * (1 + 0.1 * t) for t in range(5)]
+    other = states[:2] + [STATE * -0.5 + 0.01 * t for t in range(3)]  # shares 2 steps
+
+    def run(p, seed, seq):
+        p.reset(seed)
+        return np.array([p.act(t, s, ACC) for t, s in enumerate(seq)])
+
+    def fresh(seed, seq):
+        return run(NeuralPolicy(enc, act, stochastic=True), seed, seq)
+
+    pol = NeuralPolicy(enc, act, stochastic=True)
+    first = run(pol, 9, states)
+    calls = []
+    real = pol.encoder.predict
+    pol.encoder.predict = lambda *x, **kw: calls.append(1) or real(*x, **kw)
+    second = run(pol, 3, states)
+    assert calls == []  # every forecast came from the first pass
+    np.testing.assert_array_equal(first, fresh(9, states))
+    np.testing.assert_array_equal(second, fresh(3, states))
+    # a pass over other states reuses what matches, then brings the encoder up to date
+    np.testing.assert_array_equal(run(pol, 4, other), fresh(4, other))
+    assert len(calls) == 2 + 3  # replay of the 2 shared steps, then the 3 new ones
+    np.testing.assert_array_equal(run(pol, 3, states), second)
+
+
 def test_neural_bad_model_spec_is_one_line_error(tmp_path):
     with pytest.raises(NeurofxError, match="no registered encoder"):
         NeuralPolicy(encoder="nosuchmodel")
