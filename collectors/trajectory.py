@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurofx.data.features import StateWindows
 from neurofx.errors import NeurofxError
 from neurofx.schema import ACCOUNT_RECORD_SIZE, N_ACTIONS, N_REWARDS, STATE_SIZE
 
@@ -63,6 +64,8 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str, names=tuple(ARRAY_SP
             raise NeurofxError(
                 f"{where}: field '{name}' has {arr.shape[0]} steps, '{names[0]}' has {steps}"
             )
+        if isinstance(arr, StateWindows):  # windows of warmed-up rows: checked when made
+            continue
         if not np.isfinite(arr).all():
             row = int(np.argwhere(~np.isfinite(arr))[0][0])
             raise NeurofxError(f"{where}: field '{name}' holds NaN or inf (first at step {row})")
@@ -91,12 +94,15 @@ def immediate_rewards(discounted: np.ndarray, gamma: float = DISCOUNT_FACTOR) ->
 class Trajectory:
     """One pass: four arrays (see the module docstring) plus its metadata.
 
+    ``states`` may be a :class:`~neurofx.data.features.StateWindows` (windows of one feature
+    matrix read on demand; research passes and version-2 stores) instead of an array.
+
     ``final_equity`` defaults to the equity of the last step (``accounts[-1, 1]``), which is
     what the seed's buffer compares. ``discounted`` tells whether ``rewards`` already hold the
     discounted sums; :meth:`discount` sets it and refuses to run twice.
     """
 
-    states: np.ndarray
+    states: np.ndarray | StateWindows
     accounts: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
@@ -112,6 +118,8 @@ class Trajectory:
     def __post_init__(self):
         set_ = object.__setattr__
         for name, (_, dtype) in ARRAY_SPECS.items():
+            if isinstance(getattr(self, name), StateWindows):
+                continue  # states read on demand from a feature matrix (store version 2)
             arr = np.ascontiguousarray(np.asarray(getattr(self, name)), dtype=dtype)
             arr.setflags(write=False)
             set_(self, name, arr)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from neurofx.collectors.trajectory import Trajectory
-from neurofx.data.features import state_windows
+from neurofx.data.features import FeatureMatrix, StateWindows
 from neurofx.errors import NeurofxError
 from neurofx.schema import HISTORY_BARS, actor_vector
 
@@ -38,7 +38,7 @@ class AgentStrategy(ReplayStrategy):
     """Asks ``policy`` at every bar open and records one step per bar (module docstring)."""
 
     def __init__(self, bars: BarArrays, fx, close_at_end: bool = True, *, policy: Policy,
-                 states: np.ndarray, atr: np.ndarray, zero_means_none: bool = False,
+                 states: np.ndarray | StateWindows, atr: np.ndarray, zero_means_none: bool = False,
                  stops_mode: str = "research"):
         super().__init__(bars, fx, close_at_end)
         n = len(bars)
@@ -88,7 +88,7 @@ class PassResult:
     """
 
     replay: ReplayResult
-    states: np.ndarray
+    states: StateWindows  # windows of the feature matrix, read on demand (T, 1080) float32
     accounts: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
@@ -142,7 +142,8 @@ def window_bounds(time_s: np.ndarray, start=None, end=None) -> tuple[int, int]:
     return lo, hi
 
 
-def run_agent_pass(bars: pd.DataFrame | BarArrays, features: np.ndarray, policy: Policy,
+def run_agent_pass(bars: pd.DataFrame | BarArrays, features: np.ndarray | FeatureMatrix,
+                   policy: Policy,
                    start=None, end=None, broker_config: BrokerConfig | None = None, *,
                    seed: int | None = None, zero_means_none: bool = False,
                    stops_mode: str = "research", history: int = HISTORY_BARS,
@@ -151,19 +152,24 @@ def run_agent_pass(bars: pd.DataFrame | BarArrays, features: np.ndarray, policy:
 
     ``bars`` and ``features`` cover the same, longer span (features are computed once over the
     whole file so the indicators are warmed up; the window needs ``history`` valid feature rows
-    before its first bar). ``policy.reset(seed)`` is called first. ``zero_means_none`` and
-    ``stops_mode`` go to :func:`apply_action` (Real-ORL: ``zero_means_none=True``; the test
-    period may use ``stops_mode="test"``).
+    before its first bar); a :class:`FeatureMatrix` carries the bars' digest and feature
+    settings into the trajectory (the store's key). ``policy.reset(seed)`` is called first.
+    ``zero_means_none`` and ``stops_mode`` go to :func:`apply_action` (Real-ORL:
+    ``zero_means_none=True``; the test period may use ``stops_mode="test"``).
     """
     arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
-    if features.ndim != 2 or features.shape[0] != len(arrays):
-        raise NeurofxError(f"features have {features.shape[0]} rows but there are "
+    matrix = features if isinstance(features, FeatureMatrix) else None
+    values = matrix.values if matrix is not None else np.asarray(features)
+    if values.ndim != 2 or values.shape[0] != len(arrays):
+        raise NeurofxError(f"features have {values.shape[0]} rows but there are "
                            f"{len(arrays)} bars; compute them over the same bars")
+    if matrix is None:
+        matrix = FeatureMatrix.from_features(values)
     lo, hi = window_bounds(arrays.time_s, start, end)
     window = BarArrays(**{k: v[lo:hi] for k, v in arrays.__dict__.items()})
     idx = np.arange(lo, hi)
-    states = np.ascontiguousarray(state_windows(features, idx, history), dtype=np.float32)
-    atr = features[idx, ATR_COLUMN].astype(np.float64)
+    states = matrix.windows(idx, history if history != matrix.history else None)
+    atr = values[idx, ATR_COLUMN].astype(np.float64)
     policy.reset(seed)
     res = run_replay(window, AgentStrategy, broker_config=broker_config, feed=feed,
                      close_at_end=True, policy=policy, states=states, atr=atr,

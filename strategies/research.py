@@ -25,6 +25,7 @@ import numpy as np
 from neurofx.collectors.deal_files import load_deal_file
 from neurofx.collectors.store import AddResult, TrajectoryStore
 from neurofx.collectors.trajectory import Trajectory
+from neurofx.data.features import FeatureMatrix
 from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 
@@ -67,7 +68,7 @@ class ResearchSetup:
     broker, policy kind and options."""
 
     bars: BarArrays
-    features: np.ndarray
+    features: FeatureMatrix  # of the whole bar file, with its store key (bars + settings)
     start: object
     end: object
     broker: BrokerConfig

@@ -386,7 +386,7 @@ def test_bad_inputs_give_one_line_exit_2(tmp_path, capsys, case):
     elif case == "wrong_version":
         assert _run_cli(tmp_path, "--store", str(store), "--min-profit=-1e9", *args) == 0
         m = store / "manifest.json"
-        m.write_text(m.read_text().replace('"version": 1', '"version": 99'))
+        m.write_text(m.read_text().replace('"version": 2', '"version": 99'))
     elif case == "corrupt_npz":
         assert _run_cli(tmp_path, "--store", str(store), "--min-profit=-1e9", *args) == 0
         f = next(store.glob("traj_*.npz"))
@@ -424,7 +424,7 @@ def test_sigkill_mid_run_leaves_a_loadable_store(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             m = store / "manifest.json"
-            if m.exists() and m.read_text().count('"file"') >= 3:
+            if m.exists() and m.read_text().count('"steps"') >= 3:
                 break
             time.sleep(0.02)
         else:
@@ -457,7 +457,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_committed_passes(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             m = store / "manifest.json"
-            if m.exists() and m.read_text().count('"file"') >= 2:
+            if m.exists() and m.read_text().count('"steps"') >= 2:
                 break
             time.sleep(0.02)
         else:

@@ -313,8 +313,8 @@ def one_line_error(fn, *patterns):
 
 
 def test_unknown_version_and_foreign_manifest(small_store):
-    edit_manifest(small_store, lambda m: m.update(version=2))
-    one_line_error(lambda: TrajectoryStore.open(small_store), "manifest.json", "'version' is 2")
+    edit_manifest(small_store, lambda m: m.update(version=3))  # 1 and 2 are read
+    one_line_error(lambda: TrajectoryStore.open(small_store), "manifest.json", "'version' is 3")
     edit_manifest(small_store, lambda m: m.update(format="other", version=1))
     one_line_error(lambda: TrajectoryStore.open(small_store), "'format'", "not a neurofx")
     (small_store / "manifest.json").write_text("not json")

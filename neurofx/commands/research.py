@@ -1,4 +1,5 @@
-"""`neurofx research`: collect trajectories with agent passes; `neurofx research info`."""
+"""`neurofx research`: collect trajectories with agent passes; `neurofx research info`;
+`neurofx research migrate` (a version-1 store to version 2)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from neurofx.pipeline import research
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("action", nargs="?", choices=["info"], default=None,
+    parser.add_argument("action", nargs="?", choices=["info", "migrate"], default=None,
                         help="'info': print counts, steps, profits and action statistics of "
-                             "the store instead of collecting")
+                             "the store instead of collecting; 'migrate': rewrite a "
+                             "version-1 store as version 2 (one feature matrix, bar indices "
+                             "per step) with the bars and feature settings of the config")
     # flags default to None: a flag not given leaves the [research] config value (config.py)
     parser.add_argument("--store", metavar="DIR", default=None,
                         help="trajectory store directory (research.store; default: "
@@ -99,6 +102,9 @@ def run(args) -> int:
     cfg = resolve_settings(args)
     if args.action == "info":
         print(research.store_info(cfg).to_text())
+        return 0
+    if args.action == "migrate":
+        print(research.migrate_store(cfg).to_text())
         return 0
     if research.deal_files(cfg)[1]:
         print(f"neurofx research: no --deals given; using the bundled {research.EXAMPLE_DEALS} "

@@ -7,6 +7,9 @@ Row ``b`` of :func:`compute_features` describes bar ``b`` after it closed and us
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 import ta
@@ -115,3 +118,166 @@ def state_windows(features: np.ndarray, ts, history: int = HISTORY_BARS) -> np.n
         raise _window_error(features, low if low - history < first else high, history)
     rows = ts[:, None] - 1 - np.arange(history)[None, :]
     return features[rows].reshape(len(ts), -1)
+
+
+# ---- one feature matrix per bar file, and the state windows read from it (store version 2) --
+FEATURES_VERSION = 1  # bump when compute_features changes what it returns
+
+
+def bars_digest(bars: pd.DataFrame) -> str:
+    """sha256 of bars as loaded: times (ns) and every column as float64, by column name. The
+    same file loaded with another time zone or column map is other bars."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(pd.DatetimeIndex(bars.index).asi8, dtype=np.int64).tobytes())
+    for name in sorted(bars.columns):
+        h.update(str(name).encode() + b"\0")
+        h.update(np.ascontiguousarray(bars[name].to_numpy(np.float64)).tobytes())
+    return h.hexdigest()
+
+
+def feature_settings(tick_volume: str = "normalized", history: int = HISTORY_BARS) -> dict:
+    """What, besides the bars, decides a feature matrix and its windows (JSON-ready)."""
+    return {"features_version": FEATURES_VERSION, "history": int(history),
+            "tick_volume": tick_volume, "tick_volume_median_bars": TICK_VOLUME_MEDIAN_BARS}
+
+
+class FeatureMatrix:
+    """The per-bar features of one bar file ``(N, 9)`` float32, newest bar first in memory,
+    so that the state window of bar ``t`` (rows ``t-1 .. t-history``, newest first) is one
+    contiguous run of ``history * 9`` values: ``flat[(N - t) * 9 : (N - t + history) * 9]``.
+
+    ``key`` is the first 16 hex digits of the sha256 of the bars' digest and the feature
+    settings (:func:`feature_settings`); matrices without a bar digest (features handed in as
+    a bare array) use the digest of the values instead. ``newest_first`` may be a read-only
+    memory map (the store's ``features_<key>.npy``).
+    """
+
+    def __init__(self, newest_first: np.ndarray, bars_sha256: str | None = None,
+                 settings: dict | None = None):
+        rev = newest_first if isinstance(newest_first, np.ndarray) else np.asarray(newest_first)
+        if rev.ndim != 2 or rev.dtype != np.float32 or not rev.flags.c_contiguous:
+            raise NeurofxError(f"features: need a C-contiguous float32 (bars, features) matrix, "
+                               f"got {rev.dtype} {rev.shape}")
+        self.newest_first = rev
+        self.bars_sha256 = bars_sha256
+        self.settings = dict(settings) if settings is not None else feature_settings()
+        self.history = int(self.settings.get("history", HISTORY_BARS))
+        self._key: str | None = None
+        self._first_valid: int | None = None
+        self._windows: np.ndarray | None = None
+
+    @classmethod
+    def from_features(cls, features: np.ndarray, bars_sha256: str | None = None,
+                      settings: dict | None = None) -> FeatureMatrix:
+        """From features in bar order (:func:`compute_features`)."""
+        values = np.asarray(features, dtype=np.float32)
+        return cls(np.ascontiguousarray(values[::-1]), bars_sha256, settings)
+
+    def __reduce__(self):  # pickles the matrix, not the derived views
+        return (FeatureMatrix, (self.newest_first, self.bars_sha256, self.settings))
+
+    @property
+    def values(self) -> np.ndarray:
+        """The features in bar order (a view)."""
+        return self.newest_first[::-1]
+
+    @property
+    def rows(self) -> int:
+        return int(self.newest_first.shape[0])
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            bars = self.bars_sha256 or ("values:" + hashlib.sha256(
+                self.newest_first.tobytes()).hexdigest())
+            text = json.dumps({"bars": bars, "settings": self.settings}, sort_keys=True)
+            self._key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._key
+
+    @property
+    def first_valid(self) -> int:
+        if self._first_valid is None:
+            self._first_valid = first_valid_row(self.values)
+        return self._first_valid
+
+    def window_rows(self, history: int | None = None) -> np.ndarray:
+        """Read-only view ``(N - history + 1, history * F)``: row ``N - t`` is the window of
+        bar ``t`` (no copy)."""
+        h = self.history if history is None else int(history)
+        if history is None and self._windows is not None:
+            return self._windows
+        n, f = self.newest_first.shape
+        size = self.newest_first.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            self.newest_first, shape=(max(n - h + 1, 0), h * f), strides=(f * size, size),
+            writeable=False)
+        if history is None:
+            self._windows = view
+        return view
+
+    def windows(self, bars, history: int | None = None) -> StateWindows:
+        """The state windows of bars ``bars`` (checked: every one inside warmed-up rows)."""
+        return StateWindows(self, bars, history)
+
+    def mapped(self, fn) -> FeatureMatrix:
+        """A matrix of the same bars with ``fn`` applied to every value (elementwise ``fn``:
+        the windows of the result are ``fn`` of the windows of this one)."""
+        out = np.ascontiguousarray(fn(self.newest_first), dtype=np.float32)
+        return FeatureMatrix(out, self.bars_sha256, {**self.settings, "mapped": True})
+
+
+class StateWindows:
+    """The states of a pass, read on demand from a :class:`FeatureMatrix`: row ``i`` is
+    ``state_window(values, bars[i], history)``, equal to the stored states of version 1.
+
+    Behaves like a read-only ``(T, history * 9)`` float32 array for the reads the study makes:
+    ``w[i]`` (a view), ``w[idx]``, ``w[a:b]``, ``w[rows, cols]`` (copies), ``np.asarray(w)``.
+    """
+
+    def __init__(self, matrix: FeatureMatrix, bars, history: int | None = None):
+        self.matrix = matrix
+        self.history = matrix.history if history is None else int(history)
+        b = np.ascontiguousarray(np.asarray(bars).reshape(-1), dtype=np.int64)
+        b.setflags(write=False)
+        self.bars = b
+        if b.size:
+            lo, hi = int(b.min()), int(b.max())
+            if lo - self.history < matrix.first_valid or hi > matrix.rows:
+                t = lo if lo - self.history < matrix.first_valid else hi
+                raise _window_error(matrix.values, t, self.history)
+        self._rows = matrix.window_rows(None if history is None else self.history)
+
+    def __reduce__(self):  # the matrix and the bar indices, never the windows
+        return (StateWindows, (self.matrix, self.bars, self.history))
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.bars.size), self.history * int(self.matrix.newest_first.shape[1]))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this object holds itself (the bar indices; the matrix is shared)."""
+        return int(self.bars.nbytes)
+
+    def __len__(self) -> int:
+        return int(self.bars.size)
+
+    def __getitem__(self, key):
+        rest = ()
+        if isinstance(key, tuple):
+            key, rest = key[0], key[1:]
+        rows = self.matrix.rows - self.bars[key]
+        return self._rows[(rows, *rest)]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._rows[self.matrix.rows - self.bars]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def later(self, offset: int, history: int, matrix: FeatureMatrix | None = None
+              ) -> StateWindows:
+        """Windows of ``history`` bars at the bars of steps ``offset ..`` (optionally of
+        another matrix of the same bars): the encoder's targets are ``later(24, 24)``."""
+        return StateWindows(matrix or self.matrix, self.bars[offset:], history)

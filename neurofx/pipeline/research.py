@@ -13,10 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from neurofx.collectors.store import AddResult, StoreInfo, TrajectoryStore
+from neurofx.collectors.store import (
+    AddResult,
+    MigrateResult,
+    StoreInfo,
+    TrajectoryStore,
+    migrate_to_v2,
+)
 from neurofx.collectors.trajectory import Trajectory
 from neurofx.config import Config, run_dir, snapshot
-from neurofx.data.features import first_valid_row
+from neurofx.data.features import FeatureMatrix, bars_digest, feature_settings, first_valid_row
 from neurofx.errors import NeurofxError
 from neurofx.locks import exclusive
 from neurofx.schema import HISTORY_BARS
@@ -58,6 +64,18 @@ def store_info(cfg: Config) -> StoreInfo:
     return TrajectoryStore.open(store_path(cfg)).info()
 
 
+def migrate_store(cfg: Config) -> MigrateResult:
+    """Rewrite the configured version-1 store as version 2 over the configured bars and
+    feature settings (the ones its passes were made on; checked step by step)."""
+    path = store_path(cfg)
+    TrajectoryStore.open(path)  # no store, or a broken one: one line before any work
+    bars = cfg.data.load_bars()
+    matrix = feature_matrix(cfg, bars, cfg.data.features(bars))
+    with exclusive(path, "trajectory store"):
+        store = TrajectoryStore.open(path)
+        return migrate_to_v2(store, matrix, BarArrays.from_frame(bars).time_s)
+
+
 def resolve(cfg: Config) -> Config:
     """``cfg`` with the automatic research values a run uses: ``min_profit = "auto"`` becomes
     the seed's value for the policy and ``jobs = 0`` the CPU count; checks that the settings fit
@@ -96,16 +114,18 @@ def run_research(cfg: Config, command: str = "neurofx research",
     features = cfg.data.features(bars)
     arrays = BarArrays.from_frame(bars)
     check_window(arrays, features, r.start, r.end)
+    matrix = feature_matrix(cfg, bars, features)
     files, _ = deal_files(cfg)
     window = research.window_of(arrays, r.start, r.end)
     specs = research.pass_specs(r.policy, r.passes, r.seed, files, window, cfg.broker,
                                 cfg.broker.symbol, file_bars=arrays,
                                 shift_hours=r.deals_shift_hours)
     options = neural_options(cfg)
-    setup = research.ResearchSetup(arrays, features, r.start, r.end, cfg.broker, r.policy,
+    setup = research.ResearchSetup(arrays, matrix, r.start, r.end, cfg.broker, r.policy,
                                    options, models_identity(options))
     with exclusive(path, "trajectory store"):  # one writer at a time
         store = TrajectoryStore.open(path, create=True, capacity=r.capacity)
+        store.check_matrix(matrix)  # passes of other bars or settings: one line, before work
         snapshot(cfg, run_dir(cfg, RUN_NAME), command)
         # a rerun (after a crash or Ctrl-C) goes on where the last one stopped
         decided = set(store.decided)
@@ -122,6 +142,12 @@ def run_research(cfg: Config, command: str = "neurofx research",
         except KeyboardInterrupt:
             raise ResearchInterrupted(ResearchResult(summary, store)) from None
     return ResearchResult(summary, store)
+
+
+def feature_matrix(cfg: Config, bars: pd.DataFrame, features) -> FeatureMatrix:
+    """The features of the bar file with the key a version-2 store checks (bars + settings)."""
+    return FeatureMatrix.from_features(features, bars_digest(bars),
+                                       feature_settings(cfg.data.tick_volume))
 
 
 def models_identity(options: dict) -> str:

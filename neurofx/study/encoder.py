@@ -27,7 +27,7 @@ from .data import Batch, Dataset
 from .losses import model_loss, set_loss, with_extras
 from .settings import Settings
 from .stage import Part, TrajectoryStage
-from .targets import TargetScaler, encoder_targets
+from .targets import TargetScaler, scaled_encoder_targets
 
 ENCODER_FILE = "encoder.npz"
 ROLE = "encoder"
@@ -59,7 +59,9 @@ class EncoderStage(TrajectoryStage):
         self.optimizer = self.optimizer_for(self.model)
         self.scaler = TargetScaler.fit([data.trajs[i] for i in data.train])
         self.states = [t.states for t in data.trajs]
-        self.targets = [self.scaler.transform(encoder_targets(t.states)) for t in data.trajs]
+        scaled: dict = {}  # one standardised feature matrix per store (version 2)
+        self.targets = [scaled_encoder_targets(t.states, self.scaler, cache=scaled)
+                        for t in data.trajs]
         meta = {"role": ROLE, "model": settings.model, "overrides": overrides,
                 "optimizer": settings.optimizer, "target_scaler": self.scaler.to_dict(),
                 "n_forecast": FORECAST_BARS, "loss": self.loss_name}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurofx.collectors.trajectory import Trajectory
+from neurofx.data.features import StateWindows
 from neurofx.errors import NeurofxError
 from neurofx.schema import ACTOR_ACCOUNT_SIZE, BAR_FEATURES, FORECAST_BARS, actor_vector
 
@@ -35,7 +36,22 @@ IMPROVE_UP, IMPROVE_DOWN = 1.01, 0.99  # spec 5.3 step 5
 def encoder_targets(states: np.ndarray, n_forecast: int = FORECAST_BARS) -> np.ndarray:
     """Raw targets of steps ``0 .. T-1-n_forecast``: row i = ``states[i + n_forecast, :216]``."""
     width = n_forecast * BAR_FEATURES
-    return np.asarray(states)[n_forecast:, :width]
+    return np.asarray(states[n_forecast:, :width])
+
+
+def scaled_encoder_targets(states, scaler: TargetScaler, n_forecast: int = FORECAST_BARS,
+                           cache: dict | None = None):
+    """``scaler.transform(encoder_targets(states))``. For :class:`StateWindows` (a version-2
+    store) the same values are read on demand: windows of ``n_forecast`` bars of the
+    standardised feature matrix (the transform is per value), made once per matrix in
+    ``cache``."""
+    if not isinstance(states, StateWindows):
+        return scaler.transform(encoder_targets(states, n_forecast))
+    cache = {} if cache is None else cache
+    key = id(states.matrix)
+    if key not in cache:
+        cache[key] = (states.matrix, states.matrix.mapped(scaler.transform))
+    return states.later(n_forecast, n_forecast, cache[key][1])
 
 
 @dataclass(frozen=True)
