@@ -230,6 +230,9 @@ def monthly_bars_chart(months: Sequence[str], agent_usd: Sequence[float],
     rnd = np.asarray(random_median_usd, dtype=np.float64)
     ax.bar(x - 0.2, agent, 0.4, color=[WIN if v > 0 else LOSS for v in agent], label="agent")
     ax.bar(x + 0.2, np.nan_to_num(rnd), 0.4, color="0.55", label="random policy, median")
+    for i in np.flatnonzero(np.isnan(rnd)):
+        ax.annotate("random skipped:\nno agent trade", (i + 0.2, 0.0), ha="center",
+                    va="bottom", fontsize=7, color="0.4", rotation=90)
     labels = [f"{m}\nin-sample" if flag else (f"{m}\nout-of-sample" if flag is False else m)
               for m, flag in zip(months, in_sample, strict=True)]
     ax.set_xticks(x, labels, fontsize=8)

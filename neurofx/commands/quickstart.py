@@ -1,7 +1,8 @@
 """`neurofx quickstart`: the whole pipeline on the bundled data with small settings.
 
 research (random policy, a few passes of 2023) -> study encoder -> study actor ->
-test (January 2024, 4 stochastic passes) -> report. Each step is an ordinary neurofx command,
+test (January 2024, 4 stochastic passes, beside the baselines: flat, buy-and-hold, SMA
+crossover, 32 random passes matched to the agent's trades) -> report. Each step is an ordinary neurofx command,
 printed before it runs, so the user can re-run or tune any step by hand (see the README).
 
 The agent is the seed's TPM models (``--model tpm``, the default) at REDUCED sizes
