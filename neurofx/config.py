@@ -94,6 +94,8 @@ class ResearchSettings:
     encoder: str = "tpm"        # neural: model file or registered architecture (tpm, baseline)
     actor: str = "tpm"
     explore: bool = True        # neural: sample the VAE head (false: its mean, --no-explore)
+    executor: str = "local"     # local (process pool) or ray (pip install neurofx[ray])
+    address: str = ""           # ray: cluster address HOST:PORT; empty: a local Ray instance
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("research", "min_profit"): ((lambda v: v == "auto" or isinstance(v, float)),
                                  'a number (USD) or "auto"'),
     ("research", "deals"): _all(lambda x: isinstance(x, str), "a list of file names"),
+    ("research", "executor"): _choice("local", "ray"),
     ("research", "deals_shift_hours"): ((lambda v: -48 <= v <= 48),
                                         "hours between -48 and 48 (server time -> bars' clock)"),
     **{(s, k): _at_least(1) for s in ("study", "autoencoder")

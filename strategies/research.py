@@ -34,6 +34,7 @@ from .broker import BrokerConfig
 from .feeds import BarArrays
 from .ma_cross import ma_cross_backtest
 from .policies import NeuralPolicy, RandomPolicy, RealORLPolicy, pass_seed, realorl_policy
+from .ray_passes import iter_passes_ray
 
 POLICIES = ("random", "neural", "real-orl")
 DEFAULT_START, DEFAULT_END = "2023-01-01", "2024-01-01"
@@ -176,9 +177,14 @@ def _worker_pass(spec: PassSpec) -> tuple[int, Trajectory]:
     return spec.index, run_pass(_WORKER["setup"], spec)
 
 
-def iter_passes(setup: ResearchSetup, specs: list[PassSpec], jobs: int = 1
+def iter_passes(setup: ResearchSetup, specs: list[PassSpec], jobs: int = 1,
+                executor: str = "local", address: str = ""
                 ) -> Iterator[tuple[PassSpec, Trajectory]]:
-    """Run ``specs`` on ``jobs`` processes; yield results in pass order as they complete."""
+    """Run ``specs`` on ``jobs`` processes (``executor="ray"``: as Ray tasks, on the cluster
+    at ``address`` or a local instance of ``jobs`` CPUs); yield results in pass order."""
+    if executor == "ray":
+        yield from iter_passes_ray(run_pass, setup, specs, jobs, address)
+        return
     if jobs <= 1 or len(specs) <= 1:
         for spec in specs:
             yield spec, run_pass(setup, spec)
@@ -259,7 +265,8 @@ def pass_specs(policy: str, passes: int, seed: int, deal_files=(), bars: BarArra
 def collect(setup: ResearchSetup, specs: list[PassSpec], store: TrajectoryStore,
             min_profit: float, jobs: int = 1,
             on_result: Callable[[PassSpec, Trajectory, AddResult], None] | None = None,
-            summary: ResearchSummary | None = None) -> ResearchSummary:
+            summary: ResearchSummary | None = None, executor: str = "local",
+            address: str = "") -> ResearchSummary:
     """Run the passes and add each to ``store`` in pass order (seed buffer rules).
 
     Ctrl-C stops the run: trajectories committed so far stay, ``summary.interrupted`` is set
@@ -267,7 +274,7 @@ def collect(setup: ResearchSetup, specs: list[PassSpec], store: TrajectoryStore,
     """
     summary = ResearchSummary() if summary is None else summary
     try:
-        for spec, traj in iter_passes(setup, specs, jobs):
+        for spec, traj in iter_passes(setup, specs, jobs, executor, address):
             result = store.add(traj, min_profit=min_profit, key=pass_key(setup, spec))
             summary.passes += 1
             summary.kept += result.kept

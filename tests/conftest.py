@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from neurofx.data import load_bars
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -24,3 +26,11 @@ def write_small_bars(folder):
 def small_bars(tmp_path_factory):
     """Path of the small bar file (``write_small_bars``), written once per session."""
     return write_small_bars(tmp_path_factory.mktemp("bars"))
+
+
+@pytest.fixture(scope="session")
+def spring_2023_bars(tmp_path_factory):
+    """Bundled bars of 2022-09 .. 2023-03 as a CSV (warm-up for passes in March 2023)."""
+    path = tmp_path_factory.mktemp("bars") / "eurusd_h1_trim.csv"
+    load_bars().loc["2022-09-01":"2023-03-31"].to_csv(path)
+    return path

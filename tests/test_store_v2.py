@@ -23,10 +23,8 @@ FAST = ["--iterations", "3", "--batch", "2", "--seq-len", "4", "--no-progress", 
 
 
 @pytest.fixture(scope="module")
-def bars_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bars") / "eurusd_h1_trim.csv"
-    load_bars().loc["2022-09-01":"2023-03-31"].to_csv(path)
-    return path
+def bars_file(spring_2023_bars):
+    return spring_2023_bars
 
 
 def _sets(root, bars_file, *more):

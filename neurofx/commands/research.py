@@ -63,6 +63,12 @@ def add_arguments(parser) -> None:
                         default=None,
                         help="neural: use the actor's mean action, no VAE sampling "
                              "(research.explore = false)")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="where passes run: local processes (default) or Ray tasks "
+                             "(research.executor; pip install 'neurofx[ray]')")
+    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                        help="ray: the cluster to join (research.address; default: start a "
+                             "local Ray instance with --jobs CPUs)")
     add_config_arguments(parser, "research.passes=32")
 
 
@@ -70,7 +76,8 @@ FLAGS = {"store": "--store", "policy": "--policy", "passes": "--passes", "jobs":
          "seed": "--seed", "start": "--start", "end": "--end", "min_profit": "--min-profit",
          "capacity": "--capacity", "deals": "--deals", "encoder": "--encoder",
          "actor": "--actor", "explore": "--no-explore",
-         "deals_shift_hours": "--deals-shift-hours"}
+         "deals_shift_hours": "--deals-shift-hours", "executor": "--executor",
+         "address": "--address"}
 
 
 def resolve_settings(args) -> Config:

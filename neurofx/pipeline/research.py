@@ -30,6 +30,7 @@ from neurofx.strategies import research
 from neurofx.strategies.agent import window_bounds
 from neurofx.strategies.feeds import BarArrays
 from neurofx.strategies.policies import NeuralPolicy
+from neurofx.strategies.ray_passes import import_ray
 
 EXAMPLE_DEALS = "example_deals_ma_cross.csv"
 RUN_NAME = "research"  # the run folder of research's config snapshots
@@ -107,6 +108,8 @@ def run_research(cfg: Config, command: str = "neurofx research",
     raises :class:`ResearchInterrupted` with every committed pass kept."""
     cfg = resolve(cfg)
     r = cfg.research
+    if r.executor == "ray":
+        import_ray()  # not installed: one line saying how, before any work
     path = store_path(cfg)
     if path.exists():  # a corrupt or foreign directory stops the run before any work
         TrajectoryStore.open(path, create=True, capacity=r.capacity)
@@ -135,7 +138,9 @@ def run_research(cfg: Config, command: str = "neurofx research",
         if on_start is not None:
             on_start(len(specs))
         try:
-            research.collect(setup, specs, store, r.min_profit, jobs=min(r.jobs, len(specs)),
+            research.collect(setup, specs, store, r.min_profit,
+                             jobs=min(r.jobs, len(specs)) if r.executor == "local" else r.jobs,
+                             executor=r.executor, address=r.address,
                              on_result=None if on_result is None else (
                                  lambda spec, traj, added: on_result(spec, traj, added, summary)),
                              summary=summary)

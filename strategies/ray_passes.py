@@ -1,0 +1,75 @@
+"""Research passes as Ray tasks (``neurofx research --executor ray [--address HOST:PORT]``).
+
+The driver (the process that owns the store) puts the run's setup (bars, feature matrix,
+broker, policy options) into Ray's object store once, submits one task per pass and takes the
+trajectories back in pass order, so the store has one writer and the nodes need no shared disk.
+A pass is a pure function of (setup, spec): a task whose worker dies mid-pass (killed, node
+lost) is run again by Ray (``max_retries``), and the store sees only whole trajectories, the
+same bytes as a local run. A worker process keeps its neural models between passes
+(``research._WORKER``). Ray is optional: ``pip install neurofx[ray]``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from neurofx.collectors.trajectory import Trajectory
+from neurofx.errors import NeurofxError
+
+RAY_INSTALL = ("--executor ray needs Ray, which is not installed: pip install 'neurofx[ray]' "
+               "(or pip install ray), or use --executor local")
+MAX_RETRIES = 3  # a pass whose worker died is run again up to this many times
+# tests: a file path; the first task to find it missing creates it and kills its own worker
+KILL_ONCE_ENV = "NEUROFX_TEST_RAY_KILL_ONCE"
+
+
+def import_ray():
+    """The ``ray`` module, or one line saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise NeurofxError(RAY_INSTALL) from None
+    return ray
+
+
+def _ray_pass(run: Callable, setup, spec) -> tuple[int, Trajectory]:
+    marker = os.environ.get(KILL_ONCE_ENV)
+    if marker and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os._exit(1)  # a worker dying mid-pass
+    return spec.index, run(setup, spec)
+
+
+def iter_passes_ray(run: Callable, setup, specs: list, jobs: int, address: str = "",
+                    ) -> Iterator[tuple[object, Trajectory]]:
+    """Run ``run(setup, spec)`` for every spec as Ray tasks (one CPU each; ``run`` travels
+    by its importable name) and yield ``(spec, trajectory)`` in pass order. Without
+    ``address`` a local Ray instance with ``jobs`` CPUs is started (and shut down at the end);
+    with one, the cluster at HOST:PORT is joined."""
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        env = {"env_vars": {k: v for k, v in os.environ.items()
+                            if k.startswith("NEUROFX_")} | {"NEUROFX_VERBOSE": "0"}}
+        kwargs = {"address": address} if address else {"num_cpus": max(jobs, 1)}
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                     runtime_env=env, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise NeurofxError(f"--address {address or '(local)'}: cannot start or reach a Ray "
+                               f"cluster ({str(err).splitlines()[0]}); start one with "
+                               f"'ray start --head' (docs/research.md)") from None
+        started = True
+    try:
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ray_pass)
+        setup_ref = ray.put(setup)
+        refs = [task.remote(run, setup_ref, spec) for spec in specs]
+        for spec, ref in zip(specs, refs, strict=True):
+            index, traj = ray.get(ref)
+            assert index == spec.index
+            yield spec, traj
+    finally:
+        if started:
+            ray.shutdown()
