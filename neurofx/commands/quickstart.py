@@ -2,8 +2,9 @@
 
 research (random policy, a few passes of 2023) -> study encoder -> study actor ->
 test (January 2024, 4 stochastic passes, beside the baselines: flat, buy-and-hold, SMA
-crossover, 32 random passes matched to the agent's trades) -> report. Each step is an ordinary neurofx command,
-printed before it runs, so the user can re-run or tune any step by hand (see the README).
+crossover, 32 random passes matched to the agent's trades) -> report. Each step is an
+ordinary neurofx command, printed before it runs, so the user can re-run or tune any step by
+hand (see the README).
 
 The agent is the seed's TPM models (``--model tpm``, the default) at REDUCED sizes
 (:data:`REDUCED`) and fewer iterations, so the whole chain fits in 10 minutes on a 2-core CPU;
