@@ -127,7 +127,8 @@ def implausible_price_issues(p: dict[str, np.ndarray], ok: np.ndarray) -> list[I
     :data:`MAX_MOVE` of its open, or whose open is more than :data:`MAX_MOVE` away from the
     close of the bar before it (rows ``ok``: positive finite prices, in file order)."""
     issues = []
-    rng = (p["high"] - p["low"]) / p["open"]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # rows not ok: unused
+        rng = (p["high"] - p["low"]) / p["open"]
     rows = np.flatnonzero(ok & (np.abs(rng) > MAX_MOVE))
     if rows.size:
         r = rows[0]
@@ -137,7 +138,8 @@ def implausible_price_issues(p: dict[str, np.ndarray], ok: np.ndarray) -> list[I
                             "correct the prices or delete the row", rows, "drop"))
     idx = np.flatnonzero(ok)
     if idx.size > 1:
-        jump = np.abs(p["open"][idx[1:]] / p["close"][idx[:-1]] - 1.0)
+        with np.errstate(over="ignore"):
+            jump = np.abs(p["open"][idx[1:]] / p["close"][idx[:-1]] - 1.0)
         rows = idx[1:][jump > MAX_MOVE]
         if rows.size:
             r = rows[0]
