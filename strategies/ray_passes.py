@@ -2,7 +2,8 @@
 
 The driver (the process that owns the store) puts the run's setup (bars, feature matrix,
 broker, policy options) into Ray's object store once, submits one task per pass and takes the
-trajectories back in pass order, so the store has one writer and the nodes need no shared disk.
+trajectories back in pass order, so the store has one writer and the nodes need no shared disk:
+the neural model files travel through the object store too (:func:`portable_models`).
 A pass is a pure function of (setup, spec): a task whose worker dies mid-pass (killed, node
 lost) is run again by Ray (``max_retries``), and the store sees only whole trajectories, the
 same bytes as a local run. A worker process keeps its neural models between passes
@@ -11,9 +12,14 @@ same bytes as a local run. A worker process keeps its neural models between pass
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+from neurofx.atomic import write_bytes_atomic
 from neurofx.collectors.trajectory import Trajectory
 from neurofx.errors import NeurofxError
 
@@ -22,6 +28,7 @@ RAY_INSTALL = ("--executor ray needs Ray, which is not installed: pip install 'n
 MAX_RETRIES = 3  # a pass whose worker died is run again up to this many times
 # tests: a file path; the first task to find it missing creates it and kills its own worker
 KILL_ONCE_ENV = "NEUROFX_TEST_RAY_KILL_ONCE"
+MODEL_FOLDER = "neurofx-ray-models"  # a node's copies of the neural model files (temp dir)
 
 
 def import_ray():
@@ -33,12 +40,40 @@ def import_ray():
     return ray
 
 
-def _ray_pass(run: Callable, setup, spec) -> tuple[int, Trajectory]:
+def portable_models(setup) -> dict[str, tuple[str, bytes]]:
+    """The neural policy's model files as role -> (file name, bytes), to travel through Ray's
+    object store with the setup, so the nodes need no copy of them (names of registered
+    architectures need nothing)."""
+    out = {}
+    for role in ("encoder", "actor"):
+        spec = setup.policy_options.get(role)
+        if spec is not None and Path(str(spec)).is_file():
+            out[role] = (Path(str(spec)).name, Path(str(spec)).read_bytes())
+    return out
+
+
+def with_local_models(setup, models: dict[str, tuple[str, bytes]], folder: Path):
+    """``setup`` with its policy options naming local copies of ``models`` in ``folder``
+    (one file per content, written once per node and reused)."""
+    if not models:
+        return setup
+    folder.mkdir(parents=True, exist_ok=True)
+    options = dict(setup.policy_options)
+    for role, (name, data) in models.items():
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-{name}"
+        if not path.is_file():
+            write_bytes_atomic(path, data)
+        options[role] = str(path)
+    return dataclasses.replace(setup, policy_options=options)
+
+
+def _ray_pass(run: Callable, setup, spec, models) -> tuple[int, Trajectory]:
     marker = os.environ.get(KILL_ONCE_ENV)
     if marker and not os.path.exists(marker):
         with open(marker, "w") as f:
             f.write(str(os.getpid()))
         os._exit(1)  # a worker dying mid-pass
+    setup = with_local_models(setup, models, Path(tempfile.gettempdir()) / MODEL_FOLDER)
     return spec.index, run(setup, spec)
 
 
@@ -64,8 +99,8 @@ def iter_passes_ray(run: Callable, setup, specs: list, jobs: int, address: str =
         started = True
     try:
         task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ray_pass)
-        setup_ref = ray.put(setup)
-        refs = [task.remote(run, setup_ref, spec) for spec in specs]
+        setup_ref, models_ref = ray.put(setup), ray.put(portable_models(setup))
+        refs = [task.remote(run, setup_ref, spec, models_ref) for spec in specs]
         for spec, ref in zip(specs, refs, strict=True):
             index, traj = ray.get(ref)
             assert index == spec.index
