@@ -116,6 +116,8 @@ class StudySettings:
     val_batches: int = 2        # fixed validation batches of `batch` sub-sequences
     checkpoint_every: int = 50  # 0: only at the end and on Ctrl-C
     early_stop: int = 0         # stop after P validations without improvement; 0: off
+    executor: str = "local"     # --compare-optimizers: local, or ray (one optimizer a task)
+    address: str = ""           # ray: cluster address HOST:PORT; empty: a local Ray instance
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
                                  'a number (USD) or "auto"'),
     ("research", "deals"): _all(lambda x: isinstance(x, str), "a list of file names"),
     ("research", "executor"): _choice("local", "ray"),
+    ("study", "executor"): _choice("local", "ray"),
     ("research", "deals_shift_hours"): ((lambda v: -48 <= v <= 48),
                                         "hours between -48 and 48 (server time -> bars' clock)"),
     **{(s, k): _at_least(1) for s in ("study", "autoencoder")

@@ -20,24 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from neurofx.atomic import write_bytes_atomic
+from neurofx.cluster import ray_session
 from neurofx.collectors.trajectory import Trajectory
-from neurofx.errors import NeurofxError
 
-RAY_INSTALL = ("--executor ray needs Ray, which is not installed: pip install 'neurofx[ray]' "
-               "(or pip install ray), or use --executor local")
 MAX_RETRIES = 3  # a pass whose worker died is run again up to this many times
 # tests: a file path; the first task to find it missing creates it and kills its own worker
 KILL_ONCE_ENV = "NEUROFX_TEST_RAY_KILL_ONCE"
 MODEL_FOLDER = "neurofx-ray-models"  # a node's copies of the neural model files (temp dir)
-
-
-def import_ray():
-    """The ``ray`` module, or one line saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise NeurofxError(RAY_INSTALL) from None
-    return ray
 
 
 def portable_models(setup) -> dict[str, tuple[str, bytes]]:
@@ -83,21 +72,7 @@ def iter_passes_ray(run: Callable, setup, specs: list, jobs: int, address: str =
     by its importable name) and yield ``(spec, trajectory)`` in pass order. Without
     ``address`` a local Ray instance with ``jobs`` CPUs is started (and shut down at the end);
     with one, the cluster at HOST:PORT is joined."""
-    ray = import_ray()
-    started = False
-    if not ray.is_initialized():
-        env = {"env_vars": {k: v for k, v in os.environ.items()
-                            if k.startswith("NEUROFX_")} | {"NEUROFX_VERBOSE": "0"}}
-        kwargs = {"address": address} if address else {"num_cpus": max(jobs, 1)}
-        try:
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                     runtime_env=env, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise NeurofxError(f"--address {address or '(local)'}: cannot start or reach a Ray "
-                               f"cluster ({str(err).splitlines()[0]}); start one with "
-                               f"'ray start --head' (docs/research.md)") from None
-        started = True
-    try:
+    with ray_session(address, jobs) as ray:
         task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ray_pass)
         setup_ref, models_ref = ray.put(setup), ray.put(portable_models(setup))
         refs = [task.remote(run, setup_ref, spec, models_ref) for spec in specs]
@@ -105,6 +80,3 @@ def iter_passes_ray(run: Callable, setup, specs: list, jobs: int, address: str =
             index, traj = ray.get(ref)
             assert index == spec.index
             yield spec, traj
-    finally:
-        if started:
-            ray.shutdown()

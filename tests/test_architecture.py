@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {"neurofx.strategies": "strategies", "neurofx.nn": "nn", "neurofx.kernels": "kernels",
            "neurofx.collectors": "collectors", "neurofx.reports": "reports", "neurofx": "neurofx"}
 CORE = {"neurofx", "neurofx.errors", "neurofx.atomic", "neurofx.schema", "neurofx.deals",
-        "neurofx.locks"}
+        "neurofx.locks", "neurofx.cluster"}
 # layer -> the layers it may import (besides itself); "core" = the modules in CORE
 ALLOWED = {
     "core": set(),

@@ -18,7 +18,7 @@ TRAINING = ("iterations", "batch", "seq_len", "lr")  # [autoencoder]'s own for t
 STUDY_FLAGS = {"optimizer": "--optimizer", "model": "--model", "seed": "--seed",
                "val_share": "--val-share", "val_every": "--val-every",
                "val_batches": "--val-batches", "checkpoint_every": "--checkpoint-every",
-               "early_stop": "--early-stop"}
+               "early_stop": "--early-stop", "executor": "--executor", "address": "--address"}
 
 
 def add_arguments(parser) -> None:
@@ -71,6 +71,13 @@ def add_arguments(parser) -> None:
                    help="discard this stage's checkpoint in the run and start over")
     parser.add_argument("--compare-optimizers", metavar="A,B,...", default=None,
                         help="train once per optimizer from the same start and compare")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="--compare-optimizers: here one after the other (local, default) "
+                        "or one optimizer per Ray task (study.executor; pip install "
+                        "'neurofx[ray]')")
+    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                        help="ray: the cluster to join (study.address; default: a local Ray "
+                        "instance)")
     add_config_arguments(parser, "study.lr=1e-3")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

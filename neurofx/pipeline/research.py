@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from neurofx.cluster import import_ray
 from neurofx.collectors.store import (
     AddResult,
     MigrateResult,
@@ -30,7 +31,6 @@ from neurofx.strategies import research
 from neurofx.strategies.agent import window_bounds
 from neurofx.strategies.feeds import BarArrays
 from neurofx.strategies.policies import NeuralPolicy
-from neurofx.strategies.ray_passes import import_ray
 
 EXAMPLE_DEALS = "example_deals_ma_cross.csv"
 RUN_NAME = "research"  # the run folder of research's config snapshots

@@ -13,15 +13,23 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from neurofx.cluster import import_ray
 from neurofx.config import Config, check_run_name
 from neurofx.errors import NeurofxError
 from neurofx.locks import exclusive
 from neurofx.study.actor import ActorStage
 from neurofx.study.autoencoder import AutoencoderStage
-from neurofx.study.compare import compare, comparison_stages, markdown, parse_names
+from neurofx.study.compare import (
+    compare,
+    comparison_stages,
+    markdown,
+    parse_names,
+    write_comparison,
+)
 from neurofx.study.data import Dataset, load_dataset
 from neurofx.study.encoder import EncoderStage
 from neurofx.study.losses import loss_label
+from neurofx.study.ray_compare import train_on_ray
 from neurofx.study.settings import Settings
 from neurofx.study.stage import Stage
 from neurofx.study.trainer import Summary, Trainer
@@ -125,6 +133,8 @@ class StudyPlan:
     data_lines: list[str]
     compare: list[str] | None = None
     data: Dataset | None = None
+    executor: str = "local"  # --compare-optimizers on Ray: one optimizer per task
+    address: str = ""
 
     def lines(self) -> list[str]:
         """What will be trained, from what."""
@@ -142,6 +152,14 @@ class StudyPlan:
         """Train (one writer per run folder); Ctrl-C checkpoints and raises
         :class:`~neurofx.study.trainer.TrainingInterrupted`."""
         with exclusive(self.settings.run_dir, "run folder"):
+            if self.compare is not None and self.executor == "ray":
+                for stage in self.stages:  # checkpoints refused or cleared here, the writer
+                    Trainer(stage).prepare()
+                summaries = train_on_ray(self.stages, self.data, self.address,
+                                         cpus=len(self.stages))
+                folder = self.settings.run_dir / f"compare_{self.settings.stage}"
+                rows = write_comparison(folder, self.compare, summaries, self.stages[0])
+                return StudyResult(self.settings, summaries, self.stages, rows, folder)
             if self.compare is not None:
                 rows, folder = compare(self.settings, self.data, self.compare, make_stage,
                                        on_iteration, self.stages)
@@ -179,6 +197,9 @@ def prepare(cfg: Config, stage: str, run: str | None, store: str | None = None, 
     lines = [f"study {stage}: {len(data.trajs)} trajectories ({len(data.train)} train, "
              f"{len(data.val)} validation), {data.nbytes / 2**20:.0f} MiB in memory"]
     if names:
+        if cfg.study.executor == "ray":
+            import_ray()  # not installed: one line saying how, before any work
         stages = comparison_stages(settings, data, names, make_stage)
-        return StudyPlan(settings, stages, lines, names, data)
+        return StudyPlan(settings, stages, lines, names, data, cfg.study.executor,
+                         cfg.study.address)
     return StudyPlan(settings, [make_stage(settings, data)], lines, None, data)

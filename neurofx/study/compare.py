@@ -52,12 +52,18 @@ def compare(settings: Settings, data, names: list[str], make_stage,
     for trainer in trainers:
         trainer.prepare()
     summaries: list[Summary] = [trainer.run() for trainer in trainers]
-    rows = table_rows(names, summaries, stages[0].parts)
+    return write_comparison(folder, names, summaries, stages[0]), folder
+
+
+def write_comparison(folder: Path, names: list[str], summaries: list[Summary], stage: Stage
+                     ) -> list[dict]:
+    """The comparison table (CSV + Markdown) and chart of the optimizers' runs; its rows."""
+    rows = table_rows(names, summaries, stage.parts)
     write_table(folder, rows)
-    metrics = [p.monitor for p in stages[0].parts.values() if p.monitor]
-    optimizer_comparison_chart(folder / "comparison.png", stages[0].name, metrics, names,
+    metrics = [p.monitor for p in stage.parts.values() if p.monitor]
+    optimizer_comparison_chart(folder / "comparison.png", stage.name, metrics, names,
                                [s.rows for s in summaries])
-    return rows, folder
+    return rows
 
 
 def table_rows(names, summaries: list[Summary], parts) -> list[dict]:
