@@ -1,11 +1,11 @@
 """Configuration: built-in defaults <- TOML file <- ``--set section.key=value`` <- CLI flags.
 
 One typed, frozen :class:`Config` of sections (``data``, ``broker``, ``runs``, ``research``,
-``study``, ``autoencoder``, ``test``) is built once by :func:`load_config`; each later source
-wins. Commands give their flags the default None, so a flag the user did not type leaves the
-configured value alone. Every value is checked where it comes in, and a bad one is a one-line
-error naming its origin (file, ``--set`` or flag); names of optimizers and models are checked
-too, before any work starts. The ``[broker]`` section is the broker's own
+``study``, ``autoencoder``, ``test``, ``train``) is built once by :func:`load_config`; each
+later source wins. Commands give their flags the default None, so a flag the user did not type
+leaves the configured value alone. Every value is checked where it comes in, and a bad one is a
+one-line error naming its origin (file, ``--set`` or flag); names of optimizers and models are
+checked too, before any work starts. The ``[broker]`` section is the broker's own
 :class:`~neurofx.strategies.broker.BrokerConfig`. Every run writes its resolved configuration
 into ``runs/<name>/config.json`` (:func:`snapshot`) so a result can always be traced to the
 settings that made it.
@@ -161,6 +161,16 @@ class TestSettings:
 
 
 @dataclass(frozen=True)
+class TrainSettings:
+    """``[train]``: ``neurofx train``, the research <-> study loop; its research, study and
+    test steps read their own sections."""
+
+    rounds: int = 3             # rounds of (study actor -> research with the trained actor)
+    passes: int = 0             # research passes per round; 0: research.passes
+    min_profit: float | str = "auto"  # keep a round's pass if profit >= this; auto: the seed's 10
+
+
+@dataclass(frozen=True)
 class Config:
     """The resolved configuration of a command, one frozen object per section."""
 
@@ -171,6 +181,7 @@ class Config:
     study: StudySettings = field(default_factory=StudySettings)
     autoencoder: AutoencoderSettings = field(default_factory=AutoencoderSettings)
     test: TestSettings = field(default_factory=TestSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
 
     def to_dict(self) -> dict:
         """Plain JSON-able sections (what :func:`snapshot` writes)."""
@@ -188,7 +199,7 @@ RENAMED = {("broker", "deposit_usd"): ("broker", "initial_deposit_usd"),
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                list: "a list", dict: "a table"}
 # keys that also take a type other than their default's
-_ALSO = {("research", "min_profit"): float}
+_ALSO = {("research", "min_profit"): float, ("train", "min_profit"): float}
 
 
 def _choice(*values: str) -> tuple[Callable, str]:
@@ -251,8 +262,8 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("research", "jobs"): _at_least(0, " (0 = the CPU count)"),
     ("research", "seed"): _at_least(0),
     ("research", "capacity"): _at_least(1),
-    ("research", "min_profit"): ((lambda v: v == "auto" or isinstance(v, float)),
-                                 'a number (USD) or "auto"'),
+    **{(s, "min_profit"): ((lambda v: v == "auto" or isinstance(v, float)),
+                           'a number (USD) or "auto"') for s in ("research", "train")},
     ("research", "deals"): _all(lambda x: isinstance(x, str), "a list of file names"),
     ("research", "executor"): _choice("local", "ray"),
     ("study", "executor"): _choice("local", "ray"),
@@ -293,6 +304,8 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("test", "random_passes"): _at_least(1),
     ("test", "walk_forward"): ((lambda v: v == "" or bool(_MONTHS.match(v))),
                                "a range of months START..END, e.g. 2023-07..2024-01"),
+    ("train", "rounds"): _at_least(1),
+    ("train", "passes"): _at_least(0, " (0 = research.passes)"),
 }
 
 Flags = Mapping[str, Mapping[str, tuple[str, object]]]

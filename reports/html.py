@@ -48,6 +48,7 @@ from neurofx.reports.metrics import (
     as_series,
     compute_metrics,
 )
+from neurofx.reports.rounds import rounds_section
 from neurofx.reports.trades import TradeTable, sorted_deals, trades_from_deals
 from neurofx.reports.walk_forward import (
     WALK_FORWARD_PNG,
@@ -276,7 +277,9 @@ def write_report(
     metrics.json); ``sections`` are extra (title, HTML) parts at the end of the page.
     ``baselines`` (``reports.baselines``) puts their table and verdict on the page and their
     equity in the chart; ``walk_forward`` adds the per-month table and walk_forward.png (the
-    caller writes their CSV files). Returns the path of report.html.
+    caller writes their CSV files). When the run folder (the parent of ``run_dir``) holds the
+    ``rounds.csv`` of ``neurofx train``, its table and rounds.png end the page. Returns the
+    path of report.html.
     """
     out = Path(run_dir)
     ds = sorted_deals(deals)
@@ -306,6 +309,7 @@ def write_report(
     if walk_forward:
         png = walk_forward_chart(walk_forward, out / WALK_FORWARD_PNG).read_bytes()
         months = walk_forward_html(walk_forward, png, image_tag)
+    sections = [*sections, *rounds_section(out, image_tag)]
     html = render_report(title, metrics, trades, images, extra, clock, sections, baselines,
                          months)
     return write_text_atomic(out / REPORT_HTML, html)
