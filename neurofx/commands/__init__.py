@@ -29,6 +29,7 @@ COMMANDS = {
     "report": "Regenerate or compare run reports",
     "devices": "List OpenCL platforms/devices and the one in use",
     "quickstart": "Run research -> study -> test -> report on the bundled data",
+    "train": "Run the research <-> study loop: research, encoder, R rounds of actor + research",
 }
 
 
