@@ -351,6 +351,12 @@ class TrainPlan:
             state.finish(step.name, rec)
             self._write_rounds()
             say(self._round_line(row))
+        elif not len(result.store):
+            raise NeurofxError(
+                f"{self.store}: the initial research kept none of its {len(profits)} passes "
+                f"(research.min_profit {rec['min_profit']:g} USD), so there is nothing to study; "
+                "start over with --fresh and more --passes, or keep every pass with "
+                "--set research.min_profit=-1e9 (as quickstart does)")
         else:
             state.finish(step.name, rec)
 
