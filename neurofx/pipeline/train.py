@@ -137,7 +137,8 @@ class TrainResult:
     def lines(self) -> list[str]:
         kept = sum(int(r["kept"]) for r in self.rows)
         passes = sum(int(r["passes"]) for r in self.rows)
-        return [f"\ntrain done: {len(self.rows)} rounds, {kept} of their {passes} research "
+        n = len(self.rows)
+        return [f"\ntrain done: {n} round{'s' * (n != 1)}, {kept} of their {passes} research "
                 f"passes kept; rounds {self.folder / ROUNDS_CSV}, "
                 f"report {self.report}"]
 
