@@ -108,7 +108,8 @@ class StudySettings:
     optimizer: str = "adam"     # neurofx.nn.optim.OPTIMIZERS
     lr: float = 3e-4
     opt_args: dict = field(default_factory=dict)    # other hyper-parameters, e.g. weight_decay
-    model: str = "tpm"          # registered agent model: tpm or baseline
+    model: str = "auto"         # registered agent model for every role (tpm, baseline, ...);
+    #                             auto: agents.DEFAULT_MODELS (skip encoder, tpm actor/critic)
     model_args: dict = field(default_factory=dict)  # {role: {size: value}}, e.g. encoder.hidden
     seed: int = 0               # sampling and split seed
     val_share: float = 0.2      # share of whole trajectories held out
@@ -275,9 +276,11 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("study", "optimizer"): _OPTIMIZER,
     ("study", "seed"): _at_least(0),
     ("study", "val_share"): _SHARE,
-    ("study", "model"): ((lambda v: v in agents.names("encoder")),
-                         "a registered agent model, one of "
-                         + ", ".join(agents.names("encoder"))),
+    ("study", "model"): ((lambda v: v == agents.AUTO or v in agents.names("encoder")
+                          or v in agents.names("actor")),
+                         "auto or a registered agent model, one of "
+                         + ", ".join(sorted(set(agents.names("encoder"))
+                                            | set(agents.names("actor"))))),
     ("study", "model_args"): ((lambda v: all(isinstance(x, dict) for x in v.values())),
                               "a table of roles, e.g. {encoder = {hidden = 64}}"),
     ("study", "val_every"): _at_least(1),

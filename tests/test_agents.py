@@ -8,7 +8,15 @@ from neurofx.errors import NeurofxError
 
 def test_every_role_has_the_baseline_and_tpm_models():
     for role in ("encoder", "actor", "critic"):
-        assert agents.names(role) == ["baseline", "tpm"]
+        assert agents.names(role) == (["baseline", "skip", "tpm"] if role == "encoder"
+                                      else ["baseline", "tpm"])
+
+
+def test_auto_names_each_roles_default_model():
+    assert [agents.resolve(r, "auto") for r in ("encoder", "actor", "critic")] == \
+        ["skip", "tpm", "tpm"]
+    assert agents.resolve("encoder", "tpm") == "tpm"
+    assert agents.describe("encoder", "auto")["type"] == "SkipEncoder"
 
 
 @pytest.mark.parametrize("role, override", [
@@ -23,7 +31,8 @@ def test_baseline_size_overrides_are_checked(role, override):
 
 
 def test_unknown_names_and_overrides_are_one_line_errors():
-    with pytest.raises(NeurofxError, match=r"^unknown encoder model 'mlp'; valid: baseline, tpm$"):
+    with pytest.raises(NeurofxError,
+                       match=r"^unknown encoder model 'mlp'; valid: baseline, skip, tpm$"):
         agents.describe("encoder", "mlp")
     with pytest.raises(NeurofxError, match=r"^actor model 'baseline': bad override"):
         agents.describe("actor", "baseline", width=3)

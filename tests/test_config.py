@@ -67,8 +67,8 @@ def test_names_of_optimizers_and_models_are_checked_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=r"^--set study.optimizer=adamm: study.optimizer must "
                        r"be an optimizer name, one of sgd, .*adam-mini, got 'adamm'$"):
         load_config(None, ["study.optimizer=adamm"])
-    with pytest.raises(ConfigError, match=r"^--model 'mlp': must be a registered agent model, "
-                       r"one of baseline, tpm$"):
+    with pytest.raises(ConfigError, match=r"^--model 'mlp': must be auto or a registered agent "
+                       r"model, one of baseline, skip, tpm$"):
         load_config(None, [], {"study": {"model": ("--model", "mlp")}})
     assert load_config(None, ["study.optimizer=Adam_Mini"]).study.optimizer == "Adam_Mini"
 

@@ -24,6 +24,7 @@ SMALL = {
     ("encoder", "baseline"): dict(hidden=16),
     ("actor", "baseline"): dict(hidden=16),
     ("critic", "baseline"): dict(hidden=16),
+    ("encoder", "skip"): dict(hidden=8),
 }
 
 
@@ -32,6 +33,11 @@ def _pair(role, name):
     for tag, eager in (("eager", True), ("plan", False)):
         model = agents.build(role, name, model_name=f"{role}_{name}_{tag}", **SMALL[(role, name)])
         model.eager = eager
+        if name == "skip":  # a non-trivial fitted path (fresh, it forecasts zeros)
+            rng = np.random.default_rng(5)
+            for key, state in model.net.named_state():
+                if key.startswith("skip_"):
+                    state.assign(rng.normal(size=state.shape) * 1e-2)
         models.append(model)
     return tuple(models)
 
@@ -40,7 +46,7 @@ def _inputs(model, rng, batch, steps=None):
     """Random inputs (and a target) fitting ``model``: one bar (B, N) or a sequence."""
     lead = (batch,) if steps is None else (steps, batch)
     probe = model.describe()
-    if probe["type"] in ("TPMEncoder",):
+    if probe["type"] in ("TPMEncoder", "SkipEncoder"):
         n_in, n_out = probe["bars"] * probe["n_vars"], probe["horizon"] * probe["n_vars"]
         return (rng.normal(size=(*lead, n_in)).astype(np.float32),), \
             rng.normal(size=(*lead, n_out)).astype(np.float32)

@@ -23,15 +23,15 @@ def test_quickstart_runs_research_study_test_with_parseable_arguments():
     assert study.optimizer == "adam-mini" and study.iterations == 150
 
 
-def test_quickstart_defaults_to_reduced_tpm_models():
+def test_quickstart_defaults_to_the_fitted_encoder_and_reduced_tpm_actor():
     parser = build_parser()
     args = parser.parse_args(["quickstart"])
     assert args.model == "tpm" and args.size == "small"
     chain = steps(args)
     encoder, actor = parser.parse_args(chain[1]), parser.parse_args(chain[2])
-    assert encoder.model == actor.model == "tpm"
+    assert encoder.model == "auto" and actor.model == "tpm"  # auto: the skip encoder
     assert encoder.iterations == actor.iterations == 60
-    assert encoder.model_arg == ["encoder.hidden=32"]
+    assert encoder.model_arg == []
     assert actor.model_arg == ["actor.hidden=64", "actor.layers=2", "critic.hidden=64",
                                "critic.layers=2"]
     # the overrides are valid sizes of the registered builders

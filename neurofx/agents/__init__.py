@@ -5,7 +5,7 @@ and the recurrent autoencoder of seed 002 (:mod:`.autoencoder`).
 Importing this package registers every builder and layer, so model files that use them load.
 """
 
-from . import autoencoder, baseline, tpm  # noqa: F401  (they register on import)
-from .registry import build, describe, names, register
+from . import autoencoder, baseline, skip, tpm  # noqa: F401  (they register on import)
+from .registry import AUTO, DEFAULT_MODELS, build, describe, names, register, resolve
 
-__all__ = ["build", "describe", "names", "register"]
+__all__ = ["AUTO", "DEFAULT_MODELS", "build", "describe", "names", "register", "resolve"]

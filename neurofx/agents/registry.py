@@ -18,6 +18,15 @@ ENCODERS: dict[str, Callable[..., dict]] = {}
 ACTORS: dict[str, Callable[..., dict]] = {}
 CRITICS: dict[str, Callable[..., dict]] = {}
 _REGISTRIES = {"encoder": ENCODERS, "actor": ACTORS, "critic": CRITICS}
+# what model name "auto" (the study's default) means per role: the fitted skip encoder (it
+# beats the linear forecast baselines; docs/models.md) and the seed's TPM actor and critic
+DEFAULT_MODELS = {"encoder": "skip", "actor": "tpm", "critic": "tpm"}
+AUTO = "auto"
+
+
+def resolve(role: str, name: str) -> str:
+    """``name``, or the role's default model for ``"auto"``."""
+    return DEFAULT_MODELS.get(role, name) if name == AUTO else name
 
 
 def register(role: str, name: str):
@@ -41,6 +50,7 @@ def describe(role: str, name: str, **overrides) -> dict:
     registry = _REGISTRIES.get(role)
     if registry is None:
         raise NeurofxError(f"unknown model role {role!r}; valid: {', '.join(_REGISTRIES)}")
+    name = resolve(role, name)
     builder = registry.get(name)
     if builder is None:
         raise NeurofxError(f"unknown {role} model {name!r}; valid: {', '.join(sorted(registry))}")

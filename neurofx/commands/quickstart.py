@@ -6,9 +6,11 @@ crossover, 32 random passes matched to the agent's trades) -> report. Each step 
 ordinary neurofx command, printed before it runs, so the user can re-run or tune any step by
 hand (see the README).
 
-The agent is the seed's TPM models (``--model tpm``, the default) at REDUCED sizes
-(:data:`REDUCED`) and fewer iterations, so the whole chain fits in 10 minutes on a 2-core CPU;
-``--model baseline`` runs the small MLPs instead.
+The agent (``--model tpm``, the default) is the study's default encoder (``skip``: a ridge
+forecast fitted in closed form, which beats the linear baselines the seed's TPM encoder loses
+to; docs/models.md) and the seed's TPM actor and critic at REDUCED sizes (:data:`REDUCED`) and
+fewer iterations, so the whole chain fits in 10 minutes on a 2-core CPU; ``--model baseline``
+runs the small MLPs instead.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from neurofx import commands
 SIZES = {"tpm": {"small": (16, 60, 60), "tiny": (8, 5, 5)},
          "baseline": {"small": (16, 150, 150), "tiny": (8, 20, 20)}}
 TEST_PASSES = 4
-# the seed's sizes (hidden 256, 9 cross-attention layers) train far too slowly for a demo
-REDUCED = {"tpm": {"encoder": ["encoder.hidden=32"],
+ENCODER_MODEL = {"tpm": "auto"}
+# the seed's actor sizes (hidden 256, 9 cross-attention layers) train far too slowly for a demo
+# (the encoder is fitted: it has no size to reduce)
+REDUCED = {"tpm": {"encoder": [],
                    "actor": ["actor.hidden=64", "actor.layers=2",
                              "critic.hidden=64", "critic.layers=2"]},
            "baseline": {"encoder": [], "actor": []}}
@@ -53,16 +57,19 @@ def steps(args) -> list[list[str]]:
     if args.jobs:
         research += ["--jobs", str(args.jobs)]
     study = ["--store", store, "--run", args.run, "--optimizer", args.optimizer,
-             "--seed", str(args.seed), "--seq-len", "50", "--no-progress", "--fresh",
-             "--model", model]
+             "--seed", str(args.seed), "--seq-len", "50", "--no-progress", "--fresh"]
+    # tpm: the study's default encoder (the fitted skip model) under the seed's actor
+    encoder_model = ENCODER_MODEL.get(model, model)
 
     def sizes(stage):
         return [a for item in REDUCED[model][stage] for a in ("--model-arg", item)]
 
     return [
         research + common,
-        ["study", "encoder", "--iterations", str(enc_iters), *study, *sizes("encoder"), *common],
-        ["study", "actor", "--iterations", str(act_iters), *study, *sizes("actor"), *common],
+        ["study", "encoder", "--iterations", str(enc_iters), *study, "--model", encoder_model,
+         *sizes("encoder"), *common],
+        ["study", "actor", "--iterations", str(act_iters), *study, "--model", model,
+         *sizes("actor"), *common],
         # stochastic passes: a briefly trained actor's mean action often nets to no order,
         # so the demo shows the agent's sampled behaviour and the spread of its outcomes
         ["test", "--run", args.run, "--passes", str(TEST_PASSES), *common],
@@ -73,9 +80,9 @@ def run(args):
     t0 = time.perf_counter()
     reduced = [x for v in REDUCED[args.model].values() for x in v]
     if reduced:
-        print(f"quickstart: the seed's {args.model} models at REDUCED sizes ({', '.join(reduced)})"
-              f" and few iterations, to finish in minutes; train full sizes with 'neurofx study' "
-              f"(see README)", flush=True)
+        print(f"quickstart: the seed's {args.model} actor and critic at REDUCED sizes "
+              f"({', '.join(reduced)}) and few iterations, to finish in minutes; train full "
+              f"sizes with 'neurofx study' (see README)", flush=True)
     for argv in steps(args):
         print(f"\n$ neurofx {shlex.join(argv)}", flush=True)
         rc = commands.main(argv)

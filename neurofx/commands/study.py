@@ -47,8 +47,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--opt-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="other optimizer hyper-parameter, e.g. weight_decay=0.1 (repeatable)")
     g.add_argument("--model", default=None, metavar="NAME",
-                   help="registered model name for the stage's roles: tpm (the seed's models, "
-                   "default) or baseline (small MLPs)")
+                   help="registered model name for the stage's roles: auto (default: the "
+                   "fitted skip encoder, the seed's tpm actor and critic), tpm (the seed's "
+                   "models), baseline (small MLPs) or skip (encoder only)")
     g.add_argument("--model-arg", action="append", default=[], metavar="ROLE.KEY=VALUE",
                    help="model size override, e.g. encoder.hidden=64 (repeatable); "
                    "autoencoder: autoencoder.{bars_in,bars_out,lstm,latent,decoder,"

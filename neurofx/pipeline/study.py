@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from neurofx import agents
 from neurofx.cluster import import_ray
 from neurofx.config import Config, check_run_name
 from neurofx.errors import NeurofxError
@@ -142,9 +143,15 @@ class StudyPlan:
         if self.compare is None and self.settings.stage != "autoencoder":
             for name, part in self.stages[0].parts.items():
                 if part.optimizer is not None:
+                    model = agents.resolve(name if name in agents.DEFAULT_MODELS else "encoder",
+                                           self.settings.model)
+                    if not part.model.num_parameters:
+                        out.append(f"{name}: model {model}, fitted in closed form (no "
+                                   "trainable parameter: one iteration reports its loss)")
+                        continue
                     how = ("sequences (full BPTT)" if part.model.supports_sequences
                            else "step by step")
-                    out.append(f"{name}: model {self.settings.model}, loss "
+                    out.append(f"{name}: model {model}, loss "
                                f"{loss_label(part.model)}, trained on {how}")
         return out
 

@@ -20,7 +20,7 @@ from neurofx import agents
 from neurofx.nn.model import Model
 from neurofx.nn.serialize import ModelFileError
 from neurofx.nn.tensor import no_grad
-from neurofx.schema import FORECAST_BARS, FORECAST_SIZE
+from neurofx.schema import ACCOUNT_RECORD_FIELDS, FORECAST_BARS, FORECAST_SIZE
 
 from . import files
 from .data import Batch, Dataset
@@ -45,6 +45,29 @@ def gather_sequence(arrays: list[np.ndarray], batch: Batch) -> np.ndarray:
                     axis=1).astype(np.float32)
 
 
+def training_rows(data: Dataset, states, targets) -> tuple[np.ndarray, np.ndarray]:
+    """Each decision bar of the training trajectories once, in time order: (raw windows
+    (N, 1080), standardised targets (N, 216)). Passes over the same bars share their states,
+    so a store of 16 passes of 2023 gives 2023's bars once (the first pass that has a bar
+    supplies it)."""
+    col = ACCOUNT_RECORD_FIELDS.index("time_s")
+    first: dict[float, tuple[int, int]] = {}
+    for t in data.train:
+        times = data.trajs[t].accounts[:, col]
+        for i in range(data.trajs[t].steps - FORECAST_BARS):
+            first.setdefault(float(times[i]), (t, i))
+    order = [first[k] for k in sorted(first)]
+    traj = np.array([t for t, _ in order], dtype=np.int64)
+    step = np.array([i for _, i in order], dtype=np.int64)
+    x = np.empty((len(order), np.asarray(states[traj[0]][:1]).shape[1]), np.float32)
+    z = np.empty((len(order), FORECAST_SIZE), np.float32)
+    for t in np.unique(traj):
+        rows = np.flatnonzero(traj == t)
+        x[rows] = np.asarray(states[t][step[rows]])
+        z[rows] = np.asarray(targets[t][step[rows]])
+    return x, z
+
+
 class EncoderStage(TrajectoryStage):
     name = "encoder"
     train_keys = ("loss",)
@@ -62,9 +85,15 @@ class EncoderStage(TrajectoryStage):
         scaled: dict = {}  # one standardised feature matrix per store (version 2)
         self.targets = [scaled_encoder_targets(t.states, self.scaler, cache=scaled)
                         for t in data.trajs]
-        meta = {"role": ROLE, "model": settings.model, "overrides": overrides,
+        meta = {"role": ROLE, "model": agents.resolve(ROLE, settings.model), "overrides": overrides,
                 "optimizer": settings.optimizer, "target_scaler": self.scaler.to_dict(),
                 "n_forecast": FORECAST_BARS, "loss": self.loss_name}
+        fit_linear = getattr(self.model.net, "fit_linear", None)
+        if fit_linear is not None:  # the skip encoder: its linear path in closed form
+            states, targets = training_rows(data, self.states, self.targets)
+            fit = fit_linear(states, targets, *self.scaler.vectors(FORECAST_SIZE))
+            meta["linear_fit"] = {"rows": len(states),
+                                  "penalty_median": float(np.median(fit.penalty))}
         self.parts = {ROLE: Part(self.model, self.optimizer, ENCODER_FILE, "loss", meta,
                                  self.scaler)}
 
@@ -72,6 +101,8 @@ class EncoderStage(TrajectoryStage):
         model, opt = self.model, self.optimizer
         model.train()
         model.reset_state()
+        if not model.num_parameters:  # fitted in closed form (skip encoder): nothing to step
+            return {"loss": forecast_mse(model, self.states, self.targets, [batch])}
         if model.supports_sequences:
             model.zero_grad()
             out = model.forward(gather_sequence(self.states, batch))

@@ -7,6 +7,7 @@ from functools import partial
 
 import numpy as np
 
+from neurofx import agents
 from neurofx.agents.tpm import LOSSES
 from neurofx.nn import ops
 from neurofx.nn.losses import masked_loss
@@ -29,7 +30,7 @@ def masked_mse(out: Tensor, target: np.ndarray, mask: np.ndarray) -> Tensor:
 def set_loss(model, role: str, name: str) -> str:
     """Give ``model`` the training loss of its registry entry (``neurofx.agents.tpm.LOSSES`` key
     ``"<role>:<name>"``, e.g. FreDF for the TPM models); others keep MSE. Returns its label."""
-    fn = LOSSES.get(f"{role}:{name}")
+    fn = LOSSES.get(f"{role}:{agents.resolve(role, name)}")
     if fn is not None:
         model.loss_fn = fn
     return loss_label(model)

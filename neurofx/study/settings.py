@@ -30,7 +30,7 @@ class Settings:
     checkpoint_every: int = 50
     early_stop: int = 0
     seed: int = 0
-    model: str = "tpm"
+    model: str = "auto"  # agents.resolve: "auto" = each role's default model
     model_args: dict = field(default_factory=dict)  # role -> {override: value}
     resume: bool = False
     fresh: bool = False

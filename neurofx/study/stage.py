@@ -87,6 +87,13 @@ class Stage:
     def has_validation(self) -> bool:
         return True
 
+    @property
+    def trainable(self) -> bool:
+        """False when no part has a parameter to train (the trainer then runs one iteration,
+        which only reports the loss)."""
+        return any(p.optimizer is not None and p.model.num_parameters
+                   for p in self.parts.values())
+
     def validate(self) -> dict[str, float]:
         """Validation metrics; the models' running state is as before afterwards."""
         raise NotImplementedError

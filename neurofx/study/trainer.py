@@ -193,9 +193,11 @@ class Trainer:
         self._t0 = time.perf_counter()
         if self.state.iteration == 0:
             self._first_row()
-        with StopRequest() as stop, ProgressBar(self.stage, s.iterations, self.state.iteration,
+        # a stage with nothing to train (a model fitted in closed form) runs one iteration
+        iterations = s.iterations if self.stage.trainable else min(s.iterations, 1)
+        with StopRequest() as stop, ProgressBar(self.stage, iterations, self.state.iteration,
                                                 s.progress) as bar:
-            while self.state.iteration < s.iterations:
+            while self.state.iteration < iterations:
                 self._step(bar)
                 if self._plateau():
                     break
