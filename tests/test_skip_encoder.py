@@ -106,6 +106,10 @@ def test_study_trained_encoder_beats_per_feature_ar1_on_held_out_bars(tmp_path):
     assert commands.main(["study", "encoder", "--store", str(store), "--run", "fc",
                           "--iterations", "1", "--no-progress",
                           "--set", f"runs.root={root}"]) == 0
+    # nothing to compare on a parameterless model: one line, exit 2
+    assert commands.main(["study", "encoder", "--store", str(store), "--run", "cmp",
+                          "--compare-optimizers", "adam,sgd", "--no-progress",
+                          "--set", f"runs.root={root}"]) == 2
     bars = load_bars()
     feats = compute_features(bars).astype(np.float64)
     t = bars.index

@@ -207,6 +207,11 @@ def prepare(cfg: Config, stage: str, run: str | None, store: str | None = None, 
         if cfg.study.executor == "ray":
             import_ray()  # not installed: one line saying how, before any work
         stages = comparison_stages(settings, data, names, make_stage)
+        if not stages[0].trainable:
+            raise NeurofxError(f"study {stage} --compare-optimizers: the "
+                               f"{agents.resolve('encoder', settings.model)} encoder has no "
+                               "trainable parameter (it is fitted in closed form); compare "
+                               "optimizers on a trained model, e.g. --model tpm")
         return StudyPlan(settings, stages, lines, names, data, cfg.study.executor,
                          cfg.study.address)
     return StudyPlan(settings, [make_stage(settings, data)], lines, None, data)
