@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from neurofx import agents
+from neurofx.agents.actions import coding_of
 from neurofx.collectors.realorl import realorl_actions
 from neurofx.errors import NeurofxError
 from neurofx.nn.model import Model
@@ -136,7 +137,10 @@ class NeuralPolicy:
     ``encoder``/``actor`` are model files, registered architecture names (random weights, as
     the seed creates when no model file exists) or :class:`~neurofx.nn.Model` objects. With
     ``stochastic`` (default) every ``VAEHead`` of the actor samples in eval mode: the seed's
-    exploration. The models are stateful across the bars of a pass (recurrent layers, the
+    exploration; otherwise the action comes from the head's mean. The actor's outputs become
+    the 6-value action through the action coding of its file (``coding``,
+    :mod:`neurofx.agents.actions`, docs/actions.md; ``raw``, the outputs as they are, for
+    files without one). The models are stateful across the bars of a pass (recurrent layers, the
     running normaliser's statistics); ``reset(seed)`` restores the state they had when the
     policy was made, clears recurrent state (``model.reset_state()``) and re-seeds the VAE
     noise, so every pass starts like a fresh MT5 tester pass that loads the model files.
@@ -151,6 +155,8 @@ class NeuralPolicy:
         self.sources = {role: spec.name if isinstance(spec, Model) else str(spec)
                         for role, spec in (("encoder", encoder), ("actor", actor))}
         self.stochastic = bool(stochastic)
+        # what the actor's outputs mean (docs/actions.md); files without one: the seed's raw
+        self.coding = coding_of(self.actor, self.sources["actor"])
         self.encoder.eval()
         self.actor.eval()
         self._heads = [m for _, m in self.actor.net.modules()
@@ -239,7 +245,7 @@ class NeuralPolicy:
         if out.size != N_ACTIONS:
             raise NeurofxError(f"actor model returns {out.size} values per bar; a policy needs "
                                f"{N_ACTIONS} (buy lots, TP, SL, sell lots, TP, SL)")
-        return tuple(float(x) for x in out)
+        return tuple(float(x) for x in self.coding.decode(out))
 
 
 class SharedForecasts:

@@ -314,7 +314,9 @@ def test_critic_targets_are_standardised_with_training_statistics(trained):
     actor, critic2, sc2 = load_actor_critic(root / "runs/r")
     assert sc2 == sc and critic2.file_content["meta"]["role"] == "critic"
     doc = files.read_checkpoint(root / "runs/r", "actor")
-    assert doc["target_scalers"] == {"critic": sc.to_dict()}
+    # the actor's: the statistics of the coded actions (docs/actions.md)
+    coded = TargetScaler(stage.coding.mean, stage.coding.std)
+    assert doc["target_scalers"] == {"critic": sc.to_dict(), "actor": coded.to_dict()}
 
 
 def test_destandardised_critic_predicts_the_immediate_rewards(trained):
@@ -343,13 +345,15 @@ def test_destandardised_critic_predicts_the_immediate_rewards(trained):
 
 
 def test_actor_stage_lowers_critic_loss_and_clones_actions(trained):
-    root, _, _, data, summary, _ = trained
+    root, _, _, data, summary, stage = trained
     critic = _val(summary.rows, "val_critic")  # standardised units: ~1 = predicting the mean
     assert len(critic) == 7 and critic[0] > 0.5 and critic[-1] < 0.1 * critic[0]
     actor = _val(summary.rows, "val_actor")
     # cloning on held-out passes: the error of the mean action ends well below that of
-    # predicting each component's average (the variance), which the initial actor exceeds
-    stored = np.concatenate([data.trajs[i].actions for i in data.val if clones(data.trajs[i])])
+    # predicting each component's average (the variance), which the initial actor exceeds;
+    # both in the action coding's units (standardised: docs/actions.md)
+    stored = np.concatenate([stage.coding.encode(data.trajs[i].actions) for i in data.val
+                             if clones(data.trajs[i])])
     baseline = float(stored.var(axis=0).mean())
     assert actor[0] > baseline and actor[-1] < 0.6 * baseline
     for name in ("actor.npz", "critic.npz", "study_actor.csv", "loss_actor.png",

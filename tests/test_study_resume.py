@@ -112,7 +112,10 @@ def test_actor_interrupt_and_resume_is_exact(store, tmp_path):
     _assert_same(root / "a", root / "b", "actor")
     doc, arrays = _final_arrays(root / "b", "actor")
     assert arrays["actor:meta"]["counters"]  # the VAE head's noise counter is restored
-    assert doc["target_scalers"] == {"critic": stage.critic_scaler.to_dict()}
+    # and the actor's action coding statistics (docs/actions.md), refitted and checked too
+    assert doc["target_scalers"] == {"critic": stage.critic_scaler.to_dict(),
+                                     "actor": {"version": 1, "mean": list(stage.coding.mean),
+                                               "std": list(stage.coding.std)}}
 
 
 def test_resume_refuses_other_settings(store, tmp_path, capsys):

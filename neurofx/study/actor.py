@@ -15,6 +15,12 @@ Per step j of a batch of chronological sub-sequences (all models reset at the ba
    score and standardised again (:func:`~.targets.improvement_targets`), and the gradient flows
    back through the critic into the actor.
 
+The actor's outputs are in its action coding (:mod:`neurofx.agents.actions`, docs/actions.md;
+``--model-arg actor.coding=signed`` by default, ``raw`` the seed's): the stored actions are
+encoded once (the cloning targets and the critic's inputs), the coding's statistics are fitted
+on the training trajectories, and the actor and critic files record it in their meta
+(``action_coding``), so a policy decodes the actor's outputs the way it was trained.
+
 The losses are the models' own (``losses.set_loss``: MSE for ``baseline``, the seed's FreDF,
 i.e. 0.3 MSE + 0.7 MAE on single-step outputs, for ``tpm``); a sequence encoder computes the
 batch's forecasts in one forward. Steps 4 and 5 are summed into one backward and one actor
@@ -29,6 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from neurofx import agents
+from neurofx.agents.actions import (
+    CODINGS,
+    DEFAULT_CODING,
+    META_KEY,
+    RAW,
+    ActionCoding,
+    coding_of,
+    signed_units,
+)
 from neurofx.errors import NeurofxError
 from neurofx.nn import ops
 from neurofx.nn.model import Model
@@ -75,7 +90,11 @@ class ActorStage(TrajectoryStage):
                                f"reward at step 0 > 0) to clone; collect passes that made a "
                                f"profit first")
         args = settings.model_args
-        self.actor = agents.build("actor", settings.model, **args.get("actor", {}))
+        actor_args = dict(args.get("actor", {}))
+        # not an architecture size: what the actor's outputs mean (docs/actions.md)
+        kind = actor_args.pop("coding", DEFAULT_CODING)
+        self.coding = fit_coding(kind, [data.trajs[i] for i in data.train])
+        self.actor = agents.build("actor", settings.model, **actor_args)
         self.critic = agents.build("critic", settings.model, **args.get("critic", {}))
         losses = {role: set_loss(m, role, settings.model)
                   for role, m in (("actor", self.actor), ("critic", self.critic))}
@@ -84,11 +103,12 @@ class ActorStage(TrajectoryStage):
         self._check_encoder(path)
         self.states = [t.states for t in data.trajs]
         self.accounts = [actor_inputs(t.accounts) for t in data.trajs]
-        self.actions = [t.actions for t in data.trajs]
+        # the cloning targets and the critic's inputs, in the actor's output units
+        self.actions = [self.coding.encode(t.actions) for t in data.trajs]
         self.critic_scaler = TargetScaler.fit_rewards([data.trajs[i] for i in data.train])
         self.rewards = [self.critic_scaler.transform(critic_targets(t)) for t in data.trajs]
         base = {"model": settings.model, "optimizer": settings.optimizer,
-                "encoder": str(path)}
+                "encoder": str(path), META_KEY: self.coding.to_dict()}
         clone_val = bool(self.clone[data.val].any()) if data.val else False
         self.parts = {
             "encoder": Part(self.encoder, None, None, None, {}),
@@ -100,7 +120,10 @@ class ActorStage(TrajectoryStage):
             "actor": Part(self.actor, self.opt_actor, ACTOR_FILE,
                           "actor" if clone_val else None,
                           {**base, "role": "actor", "overrides": args.get("actor", {}),
-                           "loss": losses["actor"]}),
+                           "loss": losses["actor"]},
+                          # the coded actions' statistics, checked on resume like the critic's
+                          None if self.coding.is_raw else TargetScaler(self.coding.mean,
+                                                                       self.coding.std)),
         }
 
     def _check_encoder(self, path) -> None:
@@ -177,8 +200,9 @@ class ActorStage(TrajectoryStage):
 
     def validate(self) -> dict[str, float]:
         """Critic MSE on stored actions (all rows, standardised units), actor cloning MSE of
-        the mean action on profitable trajectories, and the mean critic score of the actor's
-        action (sum of the 3 de-standardised rewards, raw units)."""
+        the mean action on profitable trajectories (in the action coding's units: standardised
+        for ``signed``, raw for ``raw``), and the mean critic score of the actor's action (sum
+        of the 3 de-standardised rewards, raw units)."""
         models = (self.encoder, self.actor, self.critic)
         snaps = [files.snapshot_state(m) for m in models]
         self.actor.eval()
@@ -215,6 +239,20 @@ class ActorStage(TrajectoryStage):
         return {k: (s / n if n else float("nan")) for k, (s, n) in acc.items()}
 
 
+def fit_coding(kind: str, trajectories) -> ActionCoding:
+    """The action coding ``kind`` (``--model-arg actor.coding``) for actors trained on
+    ``trajectories``: ``signed`` standardises each coded component with the mean and
+    population std of every stored action of them (the study's :class:`TargetScaler` rule,
+    std floor included)."""
+    if kind not in CODINGS:
+        raise NeurofxError(f"--model-arg actor.coding={kind}: unknown action coding; valid: "
+                           f"{', '.join(CODINGS)}")
+    if kind == RAW:
+        return ActionCoding(RAW)
+    sc = TargetScaler.from_rows(signed_units(np.concatenate([t.actions for t in trajectories])))
+    return ActionCoding.signed(sc.mean, sc.std)
+
+
 def improvement_loss(critic: Model, action: Tensor, forecast: Tensor, mask: np.ndarray,
                      scaler: TargetScaler, up: float = IMPROVE_UP,
                      down: float = IMPROVE_DOWN) -> tuple[Tensor, np.ndarray]:
@@ -248,9 +286,11 @@ def load_critic(path) -> tuple[Model, TargetScaler]:
 
 def critic_rewards(critic: Model, scaler: TargetScaler, actions: np.ndarray,
                    forecasts: np.ndarray) -> np.ndarray:
-    """The critic's predicted immediate rewards in raw units, float64 (N, 3): ``actions`` (N, 6)
-    and the encoder's outputs ``forecasts`` (N, 216, the standardised forecast it reads)."""
-    out = critic.predict(np.asarray(actions, np.float32), np.asarray(forecasts, np.float32))
+    """The critic's predicted immediate rewards in raw units, float64 (N, 3): ``actions`` (N, 6,
+    the executed 6-vectors: the critic reads them in its file's action coding) and the
+    encoder's outputs ``forecasts`` (N, 216, the standardised forecast it reads)."""
+    coded = coding_of(critic).encode(np.asarray(actions, np.float64))
+    out = critic.predict(coded, np.asarray(forecasts, np.float32))
     return scaler.inverse(out)
 
 
