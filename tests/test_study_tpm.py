@@ -33,11 +33,12 @@ def store(tmp_path_factory):
     return path
 
 
-def test_tpm_is_the_default_model():
+def test_auto_is_the_default_model():
+    """auto: the fitted skip encoder and the seed's tpm actor and critic (docs/models.md)."""
     args = build_parser().parse_args(["study", "encoder", "--store", "s", "--run", "r"])
     assert args.model is None  # not given: the configuration's [study] model
-    assert resolve_settings(args).study.model == "tpm"
-    assert Settings(stage="encoder", store="s", run="r").model == "tpm"
+    assert resolve_settings(args).study.model == "auto"
+    assert Settings(stage="encoder", store="s", run="r").model == "auto"
 
 
 def test_sequence_capability_of_the_registered_models():
@@ -80,7 +81,7 @@ def test_sequence_validation_equals_stepwise_inference(store, tmp_path):
     masked rows left out by hand (float64)."""
     settings = Settings(stage="encoder", store=str(store), run="v", runs_root=str(tmp_path),
                         batch=3, seq_len=140, val_batches=2, model_args=SMALL_ARGS,
-                        progress=False)
+                        progress=False, model="tpm")
     data = load_dataset(store, 0.2, 0)
     stage = EncoderStage(settings, data)
     model = stage.model
@@ -101,14 +102,15 @@ def test_sequence_validation_equals_stepwise_inference(store, tmp_path):
 
 def test_tpm_encoder_interrupt_and_resume_is_exact(store, tmp_path, capsys):
     root = tmp_path / "runs"
-    args = ["study", "encoder", "--store", str(store), "--set", f"runs.root={root}",
+    args = ["study", "encoder", "--model", "tpm", "--store", str(store),
+            "--set", f"runs.root={root}",
             "--iterations", "4", "--batch", "3", "--seq-len", "6", "--val-every", "2",
             "--checkpoint-every", "2", "--lr", "1e-2", "--no-progress", "--seed", "4",
             "--model-arg", "encoder.hidden=8", "--model-arg", "encoder.levels=[2,1]"]
     assert main(args + ["--run", "a"]) == 0
     settings = Settings(stage="encoder", store=str(store), run="b", runs_root=str(root),
                         iterations=4, batch=3, seq_len=6, val_every=2, checkpoint_every=2,
-                        lr=1e-2, seed=4, model_args=SMALL_ARGS, progress=False)
+                        lr=1e-2, seed=4, model_args=SMALL_ARGS, progress=False, model="tpm")
 
     def interrupt(it):
         if it == 1:
