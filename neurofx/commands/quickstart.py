@@ -1,8 +1,8 @@
 """`neurofx quickstart`: the whole pipeline on the bundled data with small settings.
 
 research (random policy, a few passes of 2023) -> study encoder -> study actor ->
-test (January 2024, 4 stochastic passes, beside the baselines: flat, buy-and-hold, SMA
-crossover, 32 random passes matched to the agent's trades) -> report. Each step is an
+test (January 2024, the deterministic agent (its VAE mean), beside the baselines: flat,
+buy-and-hold, SMA crossover, 32 random passes matched to the agent's trades) -> report. Each step is an
 ordinary neurofx command, printed before it runs, so the user can re-run or tune any step by
 hand (see the README).
 
@@ -23,7 +23,6 @@ from neurofx import commands
 # model -> size -> (passes, encoder iterations, actor iterations): a few minutes on 2 cores
 SIZES = {"tpm": {"small": (16, 60, 60), "tiny": (8, 5, 5)},
          "baseline": {"small": (16, 150, 150), "tiny": (8, 20, 20)}}
-TEST_PASSES = 4
 ENCODER_MODEL = {"tpm": "auto"}
 # the seed's actor sizes (hidden 256, 9 cross-attention layers) train far too slowly for a demo
 # (the encoder is fitted: it has no size to reduce)
@@ -70,9 +69,9 @@ def steps(args) -> list[list[str]]:
          *sizes("encoder"), *common],
         ["study", "actor", "--iterations", str(act_iters), *study, "--model", model,
          *sizes("actor"), *common],
-        # stochastic passes: a briefly trained actor's mean action often nets to no order,
-        # so the demo shows the agent's sampled behaviour and the spread of its outcomes
-        ["test", "--run", args.run, "--passes", str(TEST_PASSES), *common],
+        # deterministic: the actor's mean action (the signed decoding, docs/actions.md, makes
+        # it trade; `--passes N` adds stochastic passes)
+        ["test", "--run", args.run, *common],
     ]
 
 
