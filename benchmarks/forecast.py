@@ -167,7 +167,7 @@ def run_split(name: str, bars, feats, encoders: list[str], work: Path, scale: fl
     if encoders:
         store = work / f"store_{name}"
         run_cli(["research", "--passes", str(RESEARCH_PASSES), "--seed", "1", "--store",
-                 str(store), "--start", str(bars.index[first].date()), "--end",
+                 str(store), "--start", bars.index[first].strftime("%Y-%m-%d %H:%M"), "--end",
                  cut.strftime("%Y-%m-%d %H:%M"), "--min-profit=-1e9", "--jobs", "2",
                  "--set", f"runs.root={work}"])
         for enc in encoders:
