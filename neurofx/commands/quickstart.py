@@ -2,9 +2,9 @@
 
 research (random policy, a few passes of 2023) -> study encoder -> study actor ->
 test (January 2024, the deterministic agent (its VAE mean), beside the baselines: flat,
-buy-and-hold, SMA crossover, 32 random passes matched to the agent's trades) -> report. Each step is an
-ordinary neurofx command, printed before it runs, so the user can re-run or tune any step by
-hand (see the README).
+buy-and-hold, SMA crossover, 32 random passes matched to the agent's trades) -> report.
+Each step is an ordinary neurofx command, printed before it runs, so the user can re-run or
+tune any step by hand (see the README).
 
 The agent (``--model tpm``, the default) is the study's default encoder (``skip``: a ridge
 forecast fitted in closed form, which beats the linear baselines the seed's TPM encoder loses
