@@ -1,7 +1,7 @@
 """The seed's TPM encoder, actor and critic: size, memory, speed, and a forecast check.
 
     .venv/bin/python benchmarks/models.py [--bars 20] [--batch 8] [--seq 100] [--iters 3]
-        [--repeats 3] [--speed-only]
+        [--repeats 3] [--speed-only] [--training-only]
         [--forecast] [--f-bars 120] [--f-hidden 32] [--f-seq 24] [--f-batch 8] [--f-iters 300]
 
 1. ``model.summary()`` of the encoder, actor and critic at the spec's sizes, with the
@@ -170,6 +170,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--speed-only", action="store_true",
                     help="skip the summaries and the optimizer table")
+    ap.add_argument("--training-only", action="store_true",
+                    help="only the encoder training table (section 4)")
     ap.add_argument("--forecast", action="store_true")
     ap.add_argument("--f-bars", type=int, default=120)
     ap.add_argument("--f-hidden", type=int, default=32)
@@ -180,6 +182,9 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
+    if args.training_only:
+        training_speed(args.seq, args.batch, args.iters, args.repeats, rng)
+        return
     if not args.skip_speed and not args.speed_only:
         enc, act, crit = build_all()
         for model, shapes in ((enc, [(1080,)]), (act, [(12,), (216,)]), (crit, [(6,), (216,)])):

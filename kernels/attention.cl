@@ -21,23 +21,13 @@ __kernel void attn_fwd(__global const float* q, __global const float* k,
     const int g = h / (H / Hkv);
     __global const float* qr = q + (b * Tq + i) * H * dk + h * dk;
     __global float* pr = p + ((b * H + h) * Tq + i) * Tk;
-    float m = -INFINITY;
     for (int j = 0; j < Tk; ++j) {
         __global const float* kr = k + (b * Tk + j) * Hkv * dk + g * dk;
         float s = 0.0f;
         for (int d = 0; d < dk; ++d) s += qr[d] * kr[d];
-        s *= scale;
-        pr[j] = s;
-        m = FMAX(m, s);
+        pr[j] = s * scale;
     }
-    float sum = 0.0f;
-    for (int j = 0; j < Tk; ++j) {
-        const float e = exp(pr[j] - m);
-        pr[j] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum;
-    for (int j = 0; j < Tk; ++j) pr[j] *= inv;
+    softmax_block(pr, pr, Tk);
     __global float* orow = o + (b * Tq + i) * H * dv + h * dv;
     for (int d = 0; d < dv; ++d) {
         float acc = 0.0f;

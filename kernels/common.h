@@ -38,6 +38,20 @@ inline float act_grad(const float x, const float y, const int a) {
     }
 }
 
+/* y[0..n) = softmax(x[0..n)) (y may be x): max, exp(x - max) and their sum, scale. */
+inline void softmax_block(__global const float* x, __global float* y, const int n) {
+    float m = -INFINITY;
+    for (int j = 0; j < n; ++j) m = FMAX(m, x[j]);
+    float s = 0.0f;
+    for (int j = 0; j < n; ++j) {
+        const float e = exp(x[j] - m);
+        y[j] = e;
+        s += e;
+    }
+    const float inv = 1.0f / s;
+    for (int j = 0; j < n; ++j) y[j] *= inv;
+}
+
 /* Counter-based uniform in (0, 1): a 32-bit integer hash of (seed, counter, index). */
 inline uint hash_u32(uint x) {
     x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;

@@ -41,26 +41,39 @@ __kernel void conv1d_bwd_input(__global const float* dy, __global const float* w
     dx[(size_t)bv * L + l] += s;
 }
 
-/* dw[v',f,j] (j < W) or dbias[v',f] (j == W) += sum over samples, positions and, with
- * shared weights, all variables. global (W + has_bias, F, Vw) */
+/* dw[v',f,j] (j < W) and, when has_bias, dbias[v',f] += sum over samples, positions and,
+ * with shared weights, all variables. Each work-item sums CONV_JC consecutive columns j (the
+ * first column chunk also the bias): it reads dy once per (sample, variable, position) for
+ * all of them and the input window in one run; one work-item per column re-read every dy and
+ * x line per column. global (ceil(W / CONV_JC), F, Vw) */
+#define CONV_JC 16
 __kernel void conv1d_bwd_weight(__global const float* dy, __global const float* x,
                                 __global float* dw, __global float* dbias, const int B,
                                 const int V, const int L, const int U, const int W,
-                                const int step, const int indep) {
-    const int j = get_global_id(0), f = get_global_id(1), wv = get_global_id(2);
+                                const int step, const int indep, const int has_bias) {
+    const int j0 = get_global_id(0) * CONV_JC, f = get_global_id(1), wv = get_global_id(2);
     const int F = get_global_size(1);
     const int v0 = indep ? wv : 0, v1 = indep ? wv + 1 : V;
-    float s = 0.0f;
+    const int nj = W - j0 < CONV_JC ? W - j0 : CONV_JC;
+    float s[CONV_JC];
+    for (int q = 0; q < CONV_JC; ++q) s[q] = 0.0f;
+    float sb = 0.0f;
     for (int b = 0; b < B; ++b)
         for (int v = v0; v < v1; ++v) {
             const size_t bv = (size_t)b * V + v;
             __global const float* g = dy + bv * U * F + f;
-            __global const float* xr = x + bv * L + j;
-            if (j < W)
-                for (int u = 0; u < U; ++u) s += g[(size_t)u * F] * xr[u * step];
-            else
-                for (int u = 0; u < U; ++u) s += g[(size_t)u * F];
+            __global const float* xr = x + bv * L + j0;
+            for (int u = 0; u < U; ++u) {
+                const float gu = g[(size_t)u * F];
+                __global const float* xu = xr + u * step;
+                if (nj == CONV_JC) {
+                    for (int q = 0; q < CONV_JC; ++q) s[q] += gu * xu[q];
+                } else {
+                    for (int q = 0; q < nj; ++q) s[q] += gu * xu[q];
+                }
+                sb += gu;
+            }
         }
-    if (j < W) dw[(size_t)(wv * F + f) * W + j] += s;
-    else dbias[wv * F + f] += s;
+    for (int q = 0; q < nj; ++q) dw[(size_t)(wv * F + f) * W + j0 + q] += s[q];
+    if (has_bias && j0 == 0) dbias[wv * F + f] += sb;
 }

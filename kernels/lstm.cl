@@ -7,8 +7,7 @@
  * Launch: global (H, B); dimension 0 = unit j. Backward kernels write (do not accumulate)
  * their scratch outputs; the op accumulates into parameter/input gradients afterwards. */
 #include "common.h"
-
-inline float sigm(const float x) { return 1.0f / (1.0f + exp(-x)); }
+#include "lstm_cell.h"
 
 /* i,f,o = sigmoid, g = tanh of xw[t] (+ hh); c = f*c_prev + i*g; h = o*tanh(c).
  * has_hh == 0: h_{t-1} = 0 (no recurrent term); has_c == 0: c_{t-1} = 0.
@@ -28,10 +27,9 @@ __kernel void lstm_cell_fwd(__global const float* xw, __global const float* hh,
         __global const float* q = hh + (size_t)b * 4 * H;
         zi += q[j]; zf += q[H + j]; zg += q[2 * H + j]; zo += q[3 * H + j];
     }
-    const float i = sigm(zi), f = sigm(zf), g = tanh(zg), o = sigm(zo);
     const float cp = has_c ? c_prev[c_prev_off + b * H + j] : 0.0f;
-    const float c = f * cp + i * g;
-    const float h = o * tanh(c);
+    float i, f, g, o, c, h;
+    lstm_cell_math(zi, zf, zg, zo, cp, &i, &f, &g, &o, &c, &h);
     c_all[(size_t)r * H + j] = c;
     y[(size_t)r * H + j] = h;
     h_out[b * H + j] = h;
@@ -57,14 +55,11 @@ __kernel void lstm_cell_bwd(__global const float* dy, __global const float* dh_r
     if (has_rec) dh += dh_rec[b * H + j];
     __global const float* s = gates + (size_t)r * 4 * H;
     const float i = s[j], f = s[H + j], g = s[2 * H + j], o = s[3 * H + j];
-    const float tc = tanh(c_all[(size_t)r * H + j]);
     const float cp = has_c ? c_prev[c_prev_off + b * H + j] : 0.0f;
-    const float dcv = dc[b * H + j] + dh * o * (1.0f - tc * tc);
-    dc[b * H + j] = dcv * f;
-    const float di = dcv * g * i * (1.0f - i);
-    const float df = dcv * cp * f * (1.0f - f);
-    const float dg = dcv * i * (1.0f - g * g);
-    const float dov = dh * tc * o * (1.0f - o);
+    float di, df, dg, dov, dcp;
+    lstm_cell_grad(dh, dc[b * H + j], i, f, g, o, c_all[(size_t)r * H + j], cp, &di, &df, &dg,
+                   &dov, &dcp);
+    dc[b * H + j] = dcp;
     __global float* d1 = dg_step + (size_t)b * 4 * H;
     __global float* d2 = dg_all + (size_t)r * 4 * H;
     d1[j] = di; d1[H + j] = df; d1[2 * H + j] = dg; d1[3 * H + j] = dov;

@@ -3,16 +3,7 @@
 
 __kernel void softmax_fwd(__global const float* x, __global float* y, const int block) {
     const int base = get_global_id(0) * block;
-    float m = -INFINITY;
-    for (int j = 0; j < block; ++j) m = FMAX(m, x[base + j]);
-    float s = 0.0f;
-    for (int j = 0; j < block; ++j) {
-        const float e = exp(x[base + j] - m);
-        y[base + j] = e;
-        s += e;
-    }
-    const float inv = 1.0f / s;
-    for (int j = 0; j < block; ++j) y[base + j] *= inv;
+    softmax_block(x + base, y + base, block);
 }
 
 /* dx += y * (dy - sum(dy * y)) per block */

@@ -136,7 +136,11 @@ class Plan:
         self.result = result
         self._hosts: list = []  # host inputs of the last replay (alive until it has run)
 
-    def replay(self, args, sync: bool = True):
+    def replay(self, args, sync: bool = True, events: list | None = None):
+        """Run the plan on ``args``. ``events``: a list that receives (label, event) per
+        command (kernel name and global size, ``copy``/``fill`` and bytes): with a profiling
+        queue, a per-command device-time profile (``benchmarks/profile_plan.py``); the host
+        callables (the optimizer step) enqueue their own commands, not listed."""
         q = self.device.queue
         hosts = []
         for t, a in zip(self.inputs, args, strict=True):
@@ -158,16 +162,22 @@ class Plan:
                 _, knl, gsize, lsize, dynamic = step
                 for index, fn in dynamic:
                     knl.set_arg(index, fn())
-                enqueue(q, knl, gsize, lsize)
+                event = enqueue(q, knl, gsize, lsize)
+                label = "" if events is None else f"{knl.function_name} {gsize}"
             elif kind == 1:
                 _, dst, src, nbytes, dst_off, src_off = step
-                cl.enqueue_copy(q, dst, src, byte_count=nbytes, dst_offset=dst_off,
-                                src_offset=src_off)
+                event = cl.enqueue_copy(q, dst, src, byte_count=nbytes, dst_offset=dst_off,
+                                        src_offset=src_off)
+                label = f"copy {nbytes}"
             elif kind == 2:
                 _, b, value, offset, nbytes = step
-                cl.enqueue_fill_buffer(q, b, value, offset, nbytes)
+                event = cl.enqueue_fill_buffer(q, b, value, offset, nbytes)
+                label = f"fill {nbytes}"
             else:
                 step[1]()
+                continue
+            if events is not None:
+                events.append((label, event))
         for module, attr, value in self.restore:
             setattr(module, attr, value)
         if self.result is None or not sync:

@@ -11,6 +11,7 @@ from .. import ops
 from ..launch import accumulate, i32, launch
 from ..module import Module, child_seed, register, uniform_init
 from ..ops.attention import batch_transpose
+from ..ops.tpm import TPMWeights, tpm_recurrence
 from ..tensor import Parameter, Tensor, make_output
 from .cscm import CSCM
 from .lstm import LSTM
@@ -174,13 +175,13 @@ class TPM(Module):
             self._state = state.detach()
             return y
         steps, batch, _ = x.shape
-        pre = self._precompute(ops.reshape(x, (steps * batch, n)))
-        state, outs = None, []
-        for t in range(steps):
-            y, state = self._step(pre, t, batch, state)
-            outs.append(ops.reshape(y, (1, batch * self.hidden)))
-        seq = outs[0] if steps == 1 else ops.concat(outs)
-        return ops.reshape(seq, (steps, batch, self.hidden))
+        f_vm, fx, pz = self._precompute(ops.reshape(x, (steps * batch, n)))
+        fa, ta = self.feat_attn, self.temp_attn
+        weights = TPMWeights(fa.weight_h, fa.weight_c, self.enc.weight_ih, self.enc.weight_hh,
+                             self.enc.bias, ta.weight_enc, ta.weight_h, ta.weight_c, ta.bias,
+                             self.mix.weight_a, self.dec.weight_ih, self.dec.weight_hh,
+                             self.dec.bias)
+        return tpm_recurrence(f_vm, fx, pz, weights, steps, batch, self.n_vars)
 
     def _precompute(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The state-free terms for all rows R: f_vm (R, N), its score term (R, N) and the

@@ -6,6 +6,7 @@ from ..launch import i32, launch
 from ..tensor import Tensor, make_output
 
 FILE = "conv.cl"
+CONV_JC = 16  # weight-gradient columns per work-item (kernels/conv.cl)
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, step: int) -> Tensor:
@@ -44,14 +45,14 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, step: int) -> Tensor:
             w_grad = weight.requires_grad
             b_grad = bias is not None and bias.requires_grad
             if w_grad or b_grad:
-                # grid column j < W: weights, j == W: bias; an unneeded side goes to scratch
+                # an unneeded weight gradient goes to scratch
                 dw = (weight.ensure_grad() if w_grad
                       else dev.alloc(weight.nbytes, "activations", "conv1d.scratch"))
                 db = bias.ensure_grad() if b_grad else dw
                 launch(dev, FILE, "conv1d_bwd_weight",
-                       (window + int(b_grad), filters, n_vars if indep else 1), dy, x.buf, dw,
+                       (-(-window // CONV_JC), filters, n_vars if indep else 1), dy, x.buf, dw,
                        db, i32(batch), i32(n_vars), i32(length), i32(positions), i32(window),
-                       i32(step), i32(indep))
+                       i32(step), i32(indep), i32(b_grad))
         out._backward = _backward
     return out
 
