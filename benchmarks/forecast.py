@@ -22,7 +22,7 @@ held-out bars. Each split ends with
 ``encoder/best-linear SPLIT: R=... ci95=[..., ...]`` for the default encoder of
 ``neurofx study encoder``: R = its MSE over the best linear baseline's (AR(1) or ridge, the
 lower), the interval from a paired moving-block bootstrap over held-out days (blocks of 5
-days, 2000 resamples).
+days, 10000 resamples).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ ENCODERS = {
     "tpm-seed": (["--model", "tpm", "--iterations", "100"], "tpm, seed sizes (hidden 256)"),
 }
 RESEARCH_PASSES = 4
-BLOCK_DAYS, RESAMPLES = 5, 2000
+BLOCK_DAYS, RESAMPLES = 5, 10000
 
 
 def split_bars(bars, name: str):
@@ -121,7 +121,7 @@ def run_cli(argv: list[str]) -> None:
         raise SystemExit(f"neurofx {argv[0]} failed with exit code {rc}")
 
 
-def train_encoder(work: Path, store: Path, name: str, scale: float) -> Path:
+def train_encoder(work: Path, store: Path, name: str, scale: float, split: str) -> Path:
     flags, _ = ENCODERS[name]
     flags = list(flags)
     if "--iterations" in flags and scale != 1.0:
@@ -129,7 +129,7 @@ def train_encoder(work: Path, store: Path, name: str, scale: float) -> Path:
         flags[i] = str(max(1, int(int(flags[i]) * scale)))
     elif scale != 1.0:
         flags += ["--iterations", str(max(1, int(200 * scale)))]
-    run = f"enc_{name}"
+    run = f"enc_{split}_{name}"
     t0 = time.perf_counter()
     run_cli(["study", "encoder", "--store", str(store), "--run", run, "--no-progress",
              "--fresh", "--set", f"runs.root={work}", *flags])
@@ -171,7 +171,7 @@ def run_split(name: str, bars, feats, encoders: list[str], work: Path, scale: fl
                  cut.strftime("%Y-%m-%d %H:%M"), "--min-profit=-1e9", "--jobs", "2",
                  "--set", f"runs.root={work}"])
         for enc in encoders:
-            path = train_encoder(work, store, enc, scale)
+            path = train_encoder(work, store, enc, scale, name)
             preds[enc] = encoder_forecasts(path, x_te)
             labels[enc] = ENCODERS[enc][1]
             if enc == "skip-residual":
@@ -189,8 +189,8 @@ def run_split(name: str, bars, feats, encoders: list[str], work: Path, scale: fl
         e_m, e_b = errs[default].mean(axis=1), errs[best].mean(axis=1)
         lo, hi = block_bootstrap(e_m, e_b, days)
         print(f"best linear baseline: {best}")
-        print(f"encoder/best-linear {name}: R={e_m.mean() / e_b.mean():.3f} "
-              f"ci95=[{lo:.3f}, {hi:.3f}]", flush=True)
+        print(f"encoder/best-linear {name}: R={e_m.mean() / e_b.mean():.4f} "
+              f"ci95=[{lo:.4f}, {hi:.4f}]", flush=True)
 
 
 def main() -> None:

@@ -68,6 +68,18 @@ def test_ridge_matches_the_normal_equations_and_picks_penalties_per_output():
     assert one[0] == one[1]
 
 
+def test_ar1_prior_matches_polyfit_per_output():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 4))
+    y = np.stack([2.0 + 3.0 * x[:, 1], -1.0 + 0.5 * x[:, 3] + rng.normal(size=200)], axis=1)
+    a, b = ridge.ar1(x, y, np.array([1, 3]))
+    np.testing.assert_allclose([a[0], b[0]], [2.0, 3.0], rtol=1e-12)
+    slope, icpt = np.polyfit(x[:, 3], y[:, 1], 1)
+    np.testing.assert_allclose([a[1], b[1]], [icpt, slope], rtol=1e-9)
+    a, b = ridge.ar1(np.ones((5, 1)), np.arange(5.0)[:, None], np.array([0]))
+    assert b[0] == 0.0 and a[0] == 2.0  # a constant input: the mean
+
+
 def test_fitted_skip_encoder_forecasts_what_it_folds_and_survives_save_load(tmp_path):
     rng = np.random.default_rng(2)
     x = _windows(rng, 300)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PENALTIES = (1e1, 3e1, 1e2, 3e2, 1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6)
+PENALTIES = (1e1, 3e1, 1e2, 3e2, 1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 1e7, 1e8, 1e9)
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,19 @@ class Ridge:
         """(W (n_out, n_in), b (n_out,)) with ``predict(X) = X @ W.T + b`` (raw inputs)."""
         w = self.weight / self.x_std[:, None]
         return w.T, self.y_mean - self.x_mean @ w
+
+
+@dataclass(frozen=True)
+class LinearMap:
+    """``predict(X) = X @ weight.T + bias`` (raw inputs): a fitted model in one matrix, e.g. a
+    ridge fit plus its prior; ``penalty`` (n_out,) records the ridge penalties."""
+
+    weight: np.ndarray  # (n_out, n_in)
+    bias: np.ndarray
+    penalty: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float64) @ self.weight.T + self.bias
 
 
 class _Solver:
@@ -79,6 +92,16 @@ def choose_penalties(x, y, score, val_share: float = 0.2, gap: int = 0,
     if per_output:
         return lams[errors.argmin(axis=0)]
     return np.full(n_out, lams[errors.mean(axis=1).argmin()])
+
+
+def ar1(x, y, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per output k, least squares ``y[:, k] ~ a[k] + b[k] * x[:, cols[k]]`` (a constant
+    column gets b = 0); returns (a, b)."""
+    x, y = np.asarray(x, np.float64)[:, cols], np.asarray(y, np.float64)
+    xm, ym = x.mean(axis=0), y.mean(axis=0)
+    var = ((x - xm) ** 2).sum(axis=0)
+    b = np.where(var > 0, ((x - xm) * (y - ym)).sum(axis=0) / np.where(var > 0, var, 1.0), 0.0)
+    return ym - b * xm, b
 
 
 def fit(x, y, penalty: np.ndarray) -> Ridge:

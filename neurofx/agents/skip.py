@@ -2,7 +2,8 @@
 
 ``forecast = skip(x) + residual(x)`` (standardised units, bar-major 24 x 9 like the targets):
 
-* ``skip`` is a ridge regression of the 216 targets on the 1080-value window, in
+* ``skip`` is a ridge regression of the 216 targets on the 1080-value window that shrinks
+  towards each target's AR(1) on its feature's newest bar (not towards zero), in
   *volatility units*: the price-like features of the window (close-open, high-open, low-open,
   ATR, MACD main and signal) are divided by the window's mean bar range
   ``s = mean(|high-open| + |low-open|) / 2``, the price-like targets are forecast in the same
@@ -96,12 +97,14 @@ class SkipEncoder(Module):
 
     def fit_linear(self, states: np.ndarray, targets: np.ndarray, target_mean: np.ndarray,
                    target_std: np.ndarray, gap: int | None = None,
-                   per_output: bool = True) -> ridge.Ridge:
+                   per_output: bool = True) -> ridge.LinearMap:
         """Fit the skip path on raw windows ``states`` (N, bars*n_vars) in time order and their
         standardised targets (N, horizon*n_vars) (``raw = z * target_std + target_mean``).
-        Penalties are chosen on the last 20 % of the rows, fitted on the rest minus ``gap``
-        rows (default: the horizon, so no fitted target overlaps a validation input); then
-        the path is refitted on all rows. Returns the fit (scaled units)."""
+        The ridge shrinks towards each output's AR(1) on its feature's newest bar (fitted
+        first; the ridge fits what it leaves). Penalties are chosen on the last 20 % of the
+        rows, fitted on the rest minus ``gap`` rows (default: the horizon, so no fitted target
+        overlaps a validation input); then prior and ridge are refitted on all rows. Returns
+        the fitted map from volatility-scaled windows to volatility-scaled raw targets."""
         x = np.asarray(states, np.float64)
         z = np.asarray(targets, np.float64)
         mean, std = np.asarray(target_mean, np.float64), np.asarray(target_std, np.float64)
@@ -113,20 +116,29 @@ class SkipEncoder(Module):
         xs = xs.reshape(len(x), -1)
         power = np.where(tmask[None, :], s[:, None], 1.0)  # (N, out)
         scaled_targets = (z * std + mean) / power
+        # the prior the penalty shrinks towards: each output's AR(1) on its feature's newest bar
+        cols = np.arange(z.shape[1]) % self.n_vars
+        gap = self.horizon if gap is None else gap
+        cut = int(round((1.0 - VAL_SHARE) * len(x)))
+        a, b = ridge.ar1(xs[:cut - gap], scaled_targets[:cut - gap], cols)
 
         def score(fit, rows):
-            pred = (fit.predict(xs[rows]) * power[rows] - mean) / std
+            prior = a + b * xs[rows][:, cols]
+            pred = ((fit.predict(xs[rows]) + prior) * power[rows] - mean) / std
             return ((pred - z[rows]) ** 2).mean(axis=0)
 
-        penalty = ridge.choose_penalties(xs, scaled_targets, score, VAL_SHARE,
-                                         self.horizon if gap is None else gap, per_output)
-        fit = ridge.fit(xs, scaled_targets, penalty)
+        penalty = ridge.choose_penalties(xs, scaled_targets - (a + b * xs[:, cols]), score,
+                                         VAL_SHARE, gap, per_output)
+        a, b = ridge.ar1(xs, scaled_targets, cols)
+        fit = ridge.fit(xs, scaled_targets - (a + b * xs[:, cols]), penalty)
         weight, bias = fit.folded()
-        self.skip_weight.assign(weight)
-        self.skip_bias.assign(bias)
+        weight[np.arange(len(cols)), cols] += b
+        fitted = ridge.LinearMap(weight, bias + a, penalty)
+        self.skip_weight.assign(fitted.weight)
+        self.skip_bias.assign(fitted.bias)
         self.skip_gain.assign(1.0 / std)
         self.skip_offset.assign(-mean / std)
-        return fit
+        return fitted
 
 
 @register("encoder", "skip")
