@@ -18,16 +18,40 @@ __kernel void tpm_bias_rows(__global const float* bias, __global float* out) {
  *   s <- u = tanh(s) (in place, kept for the backward), w = softmax(u) per segment,
  *   a = w * v.
  * s, w, a, v: (T*B, heads*len) "cur". The feature attention has heads = variables, len = bars;
- * the decoder's attention over the units has heads = 1, len = H. global (heads, B).
- * Same operations in the same order as act_fwd (tanh), softmax_fwd and mul_fwd. */
+ * the decoder's attention over the units has heads = 1, len = H. One work-group per segment:
+ * global (ls, heads, B), local (ls, 1, 1); its ls work-items take the element-wise parts
+ * (tanh, exp: the cost), the first one the max and the sum, in element order: the values of
+ * act_fwd (tanh), softmax_fwd and mul_fwd. */
 __kernel void tpm_attn_fwd(__global float* s, __global const float* v, __global float* w,
                            __global float* a, const int t, const int len) {
-    const int head = get_global_id(0), b = get_global_id(1);
-    const int heads = get_global_size(0), B = get_global_size(1);
+    __local float red[2];
+    const int lid = get_local_id(0), ls = get_local_size(0);
+    const int head = get_group_id(1), b = get_group_id(2);
+    const int heads = get_num_groups(1), B = get_num_groups(2);
     const size_t base = ((size_t)(t * B + b) * heads + head) * len;
-    for (int j = 0; j < len; ++j) s[base + j] = tanh(s[base + j]);
-    softmax_block(s + base, w + base, len);
-    for (int j = 0; j < len; ++j) a[base + j] = w[base + j] * v[base + j];
+    for (int j = lid; j < len; j += ls) s[base + j] = tanh(s[base + j]);
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    if (lid == 0) {
+        float m = -INFINITY;
+        for (int j = 0; j < len; ++j) m = FMAX(m, s[base + j]);
+        red[0] = m;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float m = red[0];
+    for (int j = lid; j < len; j += ls) w[base + j] = exp(s[base + j] - m);
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    if (lid == 0) {
+        float sum = 0.0f;
+        for (int j = 0; j < len; ++j) sum += w[base + j];
+        red[1] = 1.0f / sum;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float inv = red[1];
+    for (int j = lid; j < len; j += ls) {
+        const float wj = w[base + j] * inv;
+        w[base + j] = wj;
+        a[base + j] = wj * v[base + j];
+    }
 }
 
 /* Backward of tpm_attn_fwd at step t: from da = dL/da, writes dv = da * w and

@@ -6,7 +6,8 @@ from ..launch import i32, launch
 from ..tensor import Tensor, make_output
 
 FILE = "conv.cl"
-CONV_JC = 16  # weight-gradient columns per work-item (kernels/conv.cl)
+CONV_C = 16  # outputs (weight-gradient columns) per work-item (kernels/conv.cl)
+CONV_FW = 4  # filters per work-item of the weight gradient
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, step: int) -> Tensor:
@@ -32,16 +33,16 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, step: int) -> Tensor:
     out = make_output((batch, n_vars, positions, filters), parents, "conv1d")
     dev = out.device
     bias_buf = bias.buf if bias is not None else weight.buf
-    launch(dev, FILE, "conv1d_fwd", (filters, positions, batch * n_vars), x.buf, weight.buf,
-           bias_buf, out.buf, i32(n_vars), i32(length), i32(window), i32(step), i32(indep),
-           i32(bias is not None))
+    launch(dev, FILE, "conv1d_fwd", (-(-filters // CONV_C), positions, batch * n_vars), x.buf,
+           weight.buf, bias_buf, out.buf, i32(n_vars), i32(length), i32(window), i32(step),
+           i32(indep), i32(bias is not None), i32(filters))
     if out.requires_grad:
         def _backward():
             dy = out.grad_buf
             if x.requires_grad:
-                launch(dev, FILE, "conv1d_bwd_input", (length, batch * n_vars), dy, weight.buf,
-                       x.ensure_grad(), i32(n_vars), i32(positions), i32(filters),
-                       i32(window), i32(step), i32(indep))
+                launch(dev, FILE, "conv1d_bwd_input", (-(-length // CONV_C), batch * n_vars),
+                       dy, weight.buf, x.ensure_grad(), i32(n_vars), i32(positions),
+                       i32(filters), i32(window), i32(step), i32(indep), i32(length))
             w_grad = weight.requires_grad
             b_grad = bias is not None and bias.requires_grad
             if w_grad or b_grad:
@@ -50,9 +51,9 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, step: int) -> Tensor:
                       else dev.alloc(weight.nbytes, "activations", "conv1d.scratch"))
                 db = bias.ensure_grad() if b_grad else dw
                 launch(dev, FILE, "conv1d_bwd_weight",
-                       (-(-window // CONV_JC), filters, n_vars if indep else 1), dy, x.buf, dw,
-                       db, i32(batch), i32(n_vars), i32(length), i32(positions), i32(window),
-                       i32(step), i32(indep), i32(b_grad))
+                       (-(-window // CONV_C), -(-filters // CONV_FW), n_vars if indep else 1),
+                       dy, x.buf, dw, db, i32(batch), i32(n_vars), i32(length), i32(positions),
+                       i32(window), i32(step), i32(indep), i32(b_grad), i32(filters))
         out._backward = _backward
     return out
 

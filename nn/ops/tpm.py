@@ -31,6 +31,7 @@ from ..launch import accumulate, i32, launch
 from ..tensor import Parameter, Tensor, make_output
 
 FILE = "tpm.cl"
+ATTN_GROUP = 256  # work-items per attention segment (at most; kernels/tpm.cl tpm_attn_fwd)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
         dev.fill(buf, 0.0, 0, 4 * batch * hidden)
     len_f = n // heads
 
+    def attn_fwd(scores, v, weights, out_, t, segments, length):
+        ls = min(length, ATTN_GROUP)
+        launch(dev, FILE, "tpm_attn_fwd", (ls, segments, batch), scores, v, weights, out_,
+               i32(t), i32(length), local_size=(ls, 1, 1))
+
     def mm(x, p, y, t, cols, k):  # rows of step t: y += x @ p^T
         step_gemm.rows(x, p.buf, y, t * batch, batch, cols, k, trans_b=True, accumulate=True)
 
@@ -97,7 +103,7 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
         if t:
             mm(hp_e, w.w_h, s, t, n, hidden)
             mm(cp_e, w.w_c, s, t, n, hidden)
-        launch(dev, FILE, "tpm_attn_fwd", (heads, batch), s, f.buf, wt, a, i32(t), i32(len_f))
+        attn_fwd(s, f.buf, wt, a, t, heads, len_f)
         mm(a, w.enc_ih, z_e, t, g4, n)
         if t:
             mm(hp_e, w.enc_hh, z_e, t, g4, hidden)
@@ -107,7 +113,7 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
         if t:
             mm(hp_d, w.u_h, e, t, hidden, hidden)
             mm(cp_d, w.u_c, e, t, hidden, hidden)
-        launch(dev, FILE, "tpm_attn_fwd", (1, batch), e, h_e, att, q, i32(t), i32(hidden))
+        attn_fwd(e, h_e, att, q, t, 1, hidden)
         mm(q, w.m_a, z, t, hidden, hidden)
         mm(z, w.dec_ih, z_d, t, g4, hidden)
         if t:
