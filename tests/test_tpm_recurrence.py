@@ -163,6 +163,16 @@ def test_cell_kernels_against_numpy():
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("rows,cols", [(37, 5), (16, 48), (3, 40), (70, 33)])
+def test_tiled_transpose_kernel(rows, cols):
+    dev = get_device()
+    a = np.random.default_rng(rows).normal(size=(rows, cols)).astype(np.float32)
+    out = dev.alloc(4 * rows * cols)
+    launch(dev, "shape.cl", "transpose2d_tiled", (-(-cols // 16) * 16, -(-rows // 16) * 16),
+           _dev_array(dev, a), out, i32(rows), i32(cols), local_size=(16, 16))
+    assert np.array_equal(dev.to_host(out, (cols, rows)), a.T)
+
+
 def test_bias_rows_kernel():
     dev = get_device()
     bias = np.arange(7, dtype=np.float32)

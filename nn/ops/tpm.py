@@ -134,8 +134,9 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
                       w.dec_hh):
                 n_out, n_in = p.shape
                 wts[id(p)] = dev.alloc(4 * n_out * n_in, "activations", dev.owner)
-                launch(dev, "shape.cl", "transpose2d", (n_in, n_out), p.buf, wts[id(p)],
-                       i32(n_out), i32(n_in), i32(0))
+                launch(dev, "shape.cl", "transpose2d_tiled",
+                       (-(-n_in // 16) * 16, -(-n_out // 16) * 16), p.buf, wts[id(p)],
+                       i32(n_out), i32(n_in), local_size=(16, 16))
 
             def back(dy_, p, dx, t, cols, k, acc):  # rows of step t: dx (+)= dy @ p
                 step_gemm.rows(dy_, wts[id(p)], dx, t * batch, batch, cols, k, trans_b=True,
