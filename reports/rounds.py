@@ -25,22 +25,24 @@ ROUNDS_PNG = "rounds.png"
 COUNTS = ("round", "passes", "kept", "discarded", "store_trajectories")
 LOSSES = ("val_encoder", "val_critic", "val_actor", "val_q")
 COLUMNS = ("round", "passes", "kept", "discarded", "min_profit_usd", "profit_min_usd",
-           "profit_median_usd", "profit_max_usd", "deals_median", "store_trajectories",
+           "profit_median_usd", "profit_max_usd", "trades_median", "store_trajectories",
            *LOSSES, "wall_s")
 
 
-def round_row(number: int, profits: Sequence[float], deals: Sequence[int], kept: int,
+def round_row(number: int, profits: Sequence[float], trades: Sequence[int], kept: int,
               min_profit_usd: float, store_trajectories: int, losses: Mapping[str, float | None],
               wall_s: float) -> dict[str, float]:
-    """One row of :data:`COLUMNS`: the round's research passes (their profits in USD and deal
-    counts, how many the store kept under ``min_profit_usd``), the store's size after the round,
+    """One row of :data:`COLUMNS`: the round's research passes (their profits in USD, their
+    trade counts (closing deals) and how many the store kept under ``min_profit_usd``), the
+    store's size after the round,
     the validation losses of its studies (``losses``: :data:`LOSSES` keys, None or missing =
     not measured) and its wall seconds. No pass: the profit figures are nan."""
     p = np.asarray(profits, dtype=np.float64)
-    stats = (p.min(), np.median(p), p.max(), float(np.median(deals))) if len(p) else (math.nan,) * 4
+    stats = ((p.min(), np.median(p), p.max(), float(np.median(trades))) if len(p)
+             else (math.nan,) * 4)
     return {"round": number, "passes": len(p), "kept": kept, "discarded": len(p) - kept,
             "min_profit_usd": float(min_profit_usd),
-            **dict(zip(("profit_min_usd", "profit_median_usd", "profit_max_usd", "deals_median"),
+            **dict(zip(("profit_min_usd", "profit_median_usd", "profit_max_usd", "trades_median"),
                        (float(x) for x in stats), strict=True)),
             "store_trajectories": store_trajectories,
             **{k: math.nan if losses.get(k) is None else float(losses[k]) for k in LOSSES},
@@ -132,7 +134,7 @@ def _shown(key: str, value) -> str:
         return "n/a"
     if key.endswith("_usd"):
         return f"{value:+,.2f}"
-    return f"{value:.1f}" if key in ("deals_median", "wall_s") else f"{value:.4g}"
+    return f"{value:.1f}" if key in ("trades_median", "wall_s") else f"{value:.4g}"
 
 
 def rounds_html(rows: Sequence[Mapping[str, float]], chart_png: bytes | None = None,
@@ -146,7 +148,7 @@ def rounds_html(rows: Sequence[Mapping[str, float]], chart_png: bytes | None = N
            f'<p class="muted">One row per round of <code>neurofx train</code>: the actor and '
            f"critic studied on the store, then research with that actor (its VAE head "
            f"exploring) into the same store; a pass is kept if its profit &gt;= "
-           f"min_profit_usd. Profits and deals are per research pass; {ROUNDS_CSV} in the run "
+           f"min_profit_usd. Profits and trades are per research pass; {ROUNDS_CSV} in the run "
            f"folder holds every figure (docs/train.md).</p>"]
     if chart_png is not None and image is not None:
         out.append(image(chart_png, "Research profits and validation losses per round"))

@@ -117,7 +117,10 @@ class PassResult:
 
     def to_trajectory(self, policy: str, extra: dict | None = None) -> Trajectory:
         """The store record of this pass (immediate rewards; the store discounts them)."""
-        info = {"deals": len(self.replay.deals), "rejected_orders": self.replay.rejected_orders}
+        # trades as MT5 counts them: the closing ("out") deals
+        info = {"deals": len(self.replay.deals),
+                "trades": sum(d.entry == "out" for d in self.replay.deals),
+                "rejected_orders": self.replay.rejected_orders}
         info.update(extra or {})
         return Trajectory(
             states=self.states, accounts=self.accounts, actions=self.actions.astype(np.float32),

@@ -206,8 +206,8 @@ def test_pass_to_store_keeps_immediate_rewards(scripted, tmp_path):
     assert store.add(traj, min_profit=-1e9).kept
     back = store.load(0)
     assert back.discounted and back.policy == "scripted" and back.seed == 3
-    assert back.profit == res.profit and back.extra == {"deals": 10, "pass": 0,
-                                                        "rejected_orders": 0}
+    assert back.profit == res.profit and back.extra == {"deals": 10, "trades": 5,
+                                                        "pass": 0, "rejected_orders": 0}
     np.testing.assert_allclose(back.immediate_rewards(), res.rewards, atol=2e-6)
     np.testing.assert_array_equal(back.states, res.states)
     np.testing.assert_array_equal(back.accounts, res.accounts)

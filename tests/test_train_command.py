@@ -54,7 +54,7 @@ def test_train_writes_rounds_report_and_models(full_run, capsys):
         assert r["passes"] == 2 and r["kept"] + r["discarded"] == r["passes"]
         assert r["min_profit_usd"] == 10.0  # the seed's threshold for neural research
         assert r["profit_min_usd"] <= r["profit_median_usd"] <= r["profit_max_usd"]
-        assert r["deals_median"] > 0 and r["val_encoder"] > 0 and r["val_critic"] > 0
+        assert r["trades_median"] > 0 and r["val_encoder"] > 0 and r["val_critic"] > 0
         assert r["wall_s"] > 0
     # the 4 initial passes (all kept: research.min_profit=-1e9) and each round's kept ones
     assert [r["store_trajectories"] for r in rows] == [

@@ -322,6 +322,7 @@ class TrainPlan:
 
         def on_result(spec, traj, added, summary):
             records[str(spec.index)] = {"profit": traj.profit, "deals": traj.extra.get("deals", 0),
+                                        "trades": traj.extra.get("trades", 0),
                                         "kept": bool(added.kept)}
             state.wall_s[step.name] = before + time.perf_counter() - t0
             state.save()
@@ -338,7 +339,7 @@ class TrainPlan:
             say(f"note: {total - len(records)} passes were decided by the store but not "
                 f"recorded in {STATE_JSON} (killed in between); the counts below leave them out")
         profits = [r["profit"] for r in records.values()]
-        deals = [r["deals"] for r in records.values()]
+        trades = [r.get("trades", 0) for r in records.values()]
         kept = sum(r["kept"] for r in records.values())
         rec = {"passes": len(profits), "kept": kept,
                "min_profit": research.resolve(cfg).research.min_profit,
@@ -346,7 +347,7 @@ class TrainPlan:
         if step.round:
             actor = state.done[f"actor-{step.round}"]
             losses = {**actor["val"], "val_encoder": state.done["encoder"]["val"]["val_encoder"]}
-            row = round_row(step.round, profits, deals, kept, rec["min_profit"], len(result.store),
+            row = round_row(step.round, profits, trades, kept, rec["min_profit"], len(result.store),
                             losses, actor["wall_s"] + rec["wall_s"])
             rec["row"] = row
             state.finish(step.name, rec)
