@@ -77,7 +77,7 @@ def _np_softmax(s):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@pytest.mark.parametrize("heads,length", [(3, 7), (1, 33)])
+@pytest.mark.parametrize("heads,length", [(3, 7), (1, 33), (2, 40)])
 def test_attn_kernels_against_numpy(heads, length):
     dev = get_device()
     rng = np.random.default_rng(heads)
@@ -86,7 +86,7 @@ def test_attn_kernels_against_numpy(heads, length):
     s0, v, da = (rng.normal(size=(rows, n)) for _ in range(3))
     s, w, a = _dev_array(dev, s0), dev.alloc(4 * rows * n), dev.alloc(4 * rows * n)
     vb = _dev_array(dev, v)
-    group = min(length, 4)  # fewer work-items than values: each takes several
+    group = 2  # each work-item takes 8 values at a time, the first one also the tail
     launch(dev, "tpm.cl", "tpm_attn_fwd", (group, heads, batch), s, vb, w, a, i32(t),
            i32(length), local_size=(group, 1, 1))
     blk = slice(t * batch, (t + 1) * batch)
@@ -111,18 +111,20 @@ def _sig(x):
     return 1 / (1 + np.exp(-x))
 
 
-def test_cell_kernels_against_numpy():
+@pytest.mark.parametrize("hidden", [5, 13, 16])  # scalar tail only, vector + tail, vector
+def test_cell_kernels_against_numpy(hidden):
     dev = get_device()
-    rng = np.random.default_rng(5)
-    steps, batch, hidden = 3, 2, 5
+    rng = np.random.default_rng(hidden)
+    steps, batch = 3, 2
+    grid = (-(-hidden // 8), batch)
     rows = steps * batch
     z = rng.normal(size=(rows, 4 * hidden))
     gates, c_cur, h_cur, c_prev, h_prev = (dev.alloc(4 * rows * w) for w in
                                            (4 * hidden, hidden, hidden, hidden, hidden))
     zb = _dev_array(dev, z)
     for t in range(steps):
-        launch(dev, "tpm.cl", "tpm_cell_fwd", (hidden, batch), zb, gates, c_cur, h_cur, c_prev,
-               h_prev, i32(t), i32(steps))
+        launch(dev, "tpm.cl", "tpm_cell_fwd", grid, zb, gates, c_cur, h_cur, c_prev, h_prev,
+               i32(t), i32(steps), i32(hidden))
     c, hs, cs, acts = np.zeros((batch, hidden)), [], [], []
     for t in range(steps):
         i, f, g, o = np.split(z[t * batch:(t + 1) * batch], 4, axis=1)
@@ -146,8 +148,8 @@ def test_cell_kernels_against_numpy():
     dc, dz = dev.alloc(4 * rows * hidden), dev.alloc(4 * rows * 4 * hidden)
     dcb, dnb = _dev_array(dev, dh_cur), _dev_array(dev, dh_next)
     for t in reversed(range(steps)):
-        launch(dev, "tpm.cl", "tpm_cell_bwd", (hidden, batch), dcb, dnb, gates, c_cur, dc, dz,
-               i32(t), i32(steps))
+        launch(dev, "tpm.cl", "tpm_cell_bwd", grid, dcb, dnb, gates, c_cur, dc, dz, i32(t),
+               i32(steps), i32(hidden))
     dc_np, want = np.zeros((batch, hidden)), [None] * steps
     for t in reversed(range(steps)):
         blk = slice(t * batch, (t + 1) * batch)

@@ -31,7 +31,7 @@ from ..launch import accumulate, i32, launch
 from ..tensor import Parameter, Tensor, make_output
 
 FILE = "tpm.cl"
-ATTN_GROUP = 256  # work-items per attention segment (at most; kernels/tpm.cl tpm_attn_fwd)
+ATTN_GROUP = 64  # work-items per attention segment (at most), 8 values each (tpm_attn_fwd)
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,10 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
     for buf in (hp_e, cp_e, hp_d, cp_d):  # the zero start (read by the weight gradients)
         dev.fill(buf, 0.0, 0, 4 * batch * hidden)
     len_f = n // heads
+    cell_grid = (-(-hidden // 8), batch)  # 8 units per work-item (kernels/tpm.cl)
 
     def attn_fwd(scores, v, weights, out_, t, segments, length):
-        ls = min(length, ATTN_GROUP)
+        ls = min(-(-length // 8), ATTN_GROUP)
         launch(dev, FILE, "tpm_attn_fwd", (ls, segments, batch), scores, v, weights, out_,
                i32(t), i32(length), local_size=(ls, 1, 1))
 
@@ -107,8 +108,8 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
         mm(a, w.enc_ih, z_e, t, g4, n)
         if t:
             mm(hp_e, w.enc_hh, z_e, t, g4, hidden)
-        launch(dev, FILE, "tpm_cell_fwd", (hidden, batch), z_e, gates_e, c_e, h_e, cp_e, hp_e,
-               i32(t), i32(steps))
+        launch(dev, FILE, "tpm_cell_fwd", cell_grid, z_e, gates_e, c_e, h_e, cp_e, hp_e, i32(t),
+               i32(steps), i32(hidden))
         mm(h_e, w.u_e, e, t, hidden, hidden)
         if t:
             mm(hp_d, w.u_h, e, t, hidden, hidden)
@@ -118,8 +119,8 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
         mm(z, w.dec_ih, z_d, t, g4, hidden)
         if t:
             mm(hp_d, w.dec_hh, z_d, t, g4, hidden)
-        launch(dev, FILE, "tpm_cell_fwd", (hidden, batch), z_d, gates_d, c_d, h_d, cp_d, hp_d,
-               i32(t), i32(steps))
+        launch(dev, FILE, "tpm_cell_fwd", cell_grid, z_d, gates_d, c_d, h_d, cp_d, hp_d, i32(t),
+               i32(steps), i32(hidden))
     if out.requires_grad:
         def _backward():
             dy = out.grad_buf
@@ -143,8 +144,8 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
                                accumulate=acc)
 
             for t in reversed(range(steps)):
-                launch(dev, FILE, "tpm_cell_bwd", (hidden, batch), dy, dhp_d, gates_d, c_d,
-                       dcp_d, dz_d, i32(t), i32(steps))
+                launch(dev, FILE, "tpm_cell_bwd", cell_grid, dy, dhp_d, gates_d, c_d, dcp_d, dz_d,
+                       i32(t), i32(steps), i32(hidden))
                 back(dz_d, w.dec_ih, dz, t, hidden, g4, False)
                 if t:
                     back(dz_d, w.dec_hh, dhp_d, t, hidden, g4, False)
@@ -155,8 +156,8 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
                 if t:
                     back(de, w.u_h, dhp_d, t, hidden, hidden, True)
                     back(de, w.u_c, dcp_d, t, hidden, hidden, True)
-                launch(dev, FILE, "tpm_cell_bwd", (hidden, batch), dh_e, dhp_e, gates_e, c_e,
-                       dcp_e, dz_e, i32(t), i32(steps))
+                launch(dev, FILE, "tpm_cell_bwd", cell_grid, dh_e, dhp_e, gates_e, c_e, dcp_e, dz_e,
+                       i32(t), i32(steps), i32(hidden))
                 back(dz_e, w.enc_ih, da, t, n, g4, False)
                 if t:
                     back(dz_e, w.enc_hh, dhp_e, t, hidden, g4, False)
