@@ -71,8 +71,8 @@ def bias_add(x: Tensor, bias: Tensor) -> Tensor:
             if x.requires_grad:
                 accumulate(x.ensure_grad(), out.grad_buf, x.numel, x.device)
             if bias.requires_grad:
-                launch(out.device, FILE, "bias_add_bwd", n, out.grad_buf, bias.ensure_grad(),
-                       i32(x.numel // n), i32(n))
+                launch(out.device, FILE, "bias_add_bwd", -(-n // 8), out.grad_buf,
+                       bias.ensure_grad(), i32(x.numel // n), i32(n))
         out._backward = _backward
     return out
 

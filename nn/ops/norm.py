@@ -75,8 +75,8 @@ def running_norm(x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, var: Tens
     dev = out.device
     xhat = dev.alloc(4 * x.numel, "activations", dev.owner)
     inv = dev.alloc(4 * x.numel, "activations", dev.owner)
-    launch(dev, FILE, "bn_running_fwd", n, x.buf, gamma.buf, beta.buf, mean.buf, var.buf,
-           count.buf, out.buf, xhat, inv, i32(rows), f32(window), f32(eps))
+    launch(dev, FILE, "bn_running_fwd", -(-n // 8), x.buf, gamma.buf, beta.buf, mean.buf,
+           var.buf, count.buf, out.buf, xhat, inv, i32(rows), f32(window), f32(eps), i32(n))
     launch(dev, FILE, "bn_running_count", 1, count.buf, i32(rows), f32(window))
     if out.requires_grad:
         out._backward = _backward("bn_const_bwd", x, gamma, beta, out, xhat, inv, rows, n)

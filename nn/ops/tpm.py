@@ -180,8 +180,8 @@ def tpm_recurrence(f: Tensor, fx: Tensor, pz: Tensor, w: TPMWeights, steps: int,
                               accumulate=True)
             for dout, p, cols in ((dz_e, w.enc_b, g4), (de, w.u_b, hidden), (dz_d, w.dec_b, g4)):
                 if p.requires_grad:
-                    launch(dev, "elementwise.cl", "bias_add_bwd", cols, dout, p.ensure_grad(),
-                           i32(rows), i32(cols))
+                    launch(dev, "elementwise.cl", "bias_add_bwd", -(-cols // 8), dout,
+                           p.ensure_grad(), i32(rows), i32(cols))
         out._backward = _backward
     return out
 
