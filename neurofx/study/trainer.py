@@ -160,6 +160,7 @@ class Trainer:
         self.state = TrainState(best={n: None for n in self.monitors})
         self._t0 = time.perf_counter()
         self._prepared = False
+        self._last = self.settings.iterations  # the last iteration run() will reach
 
     # ---- the run ------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -194,7 +195,7 @@ class Trainer:
         if self.state.iteration == 0:
             self._first_row()
         # a stage with nothing to train (a model fitted in closed form) runs one iteration
-        iterations = s.iterations if self.stage.trainable else min(s.iterations, 1)
+        self._last = iterations = s.iterations if self.stage.trainable else min(s.iterations, 1)
         with StopRequest() as stop, ProgressBar(self.stage, iterations, self.state.iteration,
                                                 s.progress) as bar:
             while self.state.iteration < iterations:
@@ -224,7 +225,7 @@ class Trainer:
         st.samples += batch.samples
         row = {"iteration": it, "samples": st.samples,
                **{f"train_{k}": v for k, v in losses.items()}, "lr": stage.lr()}
-        if it % s.val_every == 0 or it == s.iterations:
+        if it % s.val_every == 0 or it == self._last:
             st.since_best = 0 if self._evaluate(row) else st.since_best + 1
         row.update(wall_s=self.wall(), optimizer_state_bytes=stage.state_bytes())
         st.rows.append(row)
