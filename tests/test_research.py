@@ -451,8 +451,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_committed_passes(tmp_path):
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "neurofx.cli", "research", "--passes", "200", "--jobs", "2",
            "--min-profit=-1e9", "--store", str(store), *SHORT, *_sets(tmp_path)]
+    # a user's terminal delivers Ctrl-C to a default handler; a test runner started in the
+    # background of a non-interactive shell would pass SIGINT on as ignored
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
