@@ -37,6 +37,7 @@ import numpy as np
 from neurofx import agents, commands
 from neurofx.agents import ridge
 from neurofx.data import compute_features, load_bars
+from neurofx.data.features import state_windows
 from neurofx.schema import BAR_FEATURES, FEATURE_NAMES, FORECAST_BARS, HISTORY_BARS
 from neurofx.study.encoder import forecast, load_encoder
 
@@ -68,13 +69,13 @@ def split_bars(bars, name: str):
 
 
 def windows(feats: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    rows = ts[:, None] - 1 - np.arange(HISTORY_BARS)[None, :]
-    return feats[rows].reshape(len(ts), -1)
+    """The state windows (inputs) of decision bars ``ts``."""
+    return state_windows(feats, ts)
 
 
 def targets(feats: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    rows = ts[:, None] + FORECAST_BARS - 1 - np.arange(FORECAST_BARS)[None, :]
-    return feats[rows].reshape(len(ts), -1)
+    """Their encoder targets: the window of the 24 bars that follow each (newest first)."""
+    return state_windows(feats, ts + FORECAST_BARS, FORECAST_BARS)
 
 
 def baselines(x_tr, y_tr, x_te, std_tile) -> dict[str, np.ndarray]:

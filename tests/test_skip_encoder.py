@@ -10,6 +10,7 @@ from neurofx import agents, commands
 from neurofx.agents import ridge
 from neurofx.agents.skip import price_mask, window_scale
 from neurofx.data import compute_features, load_bars
+from neurofx.data.features import state_windows
 from neurofx.errors import NeurofxError
 from neurofx.nn import Tensor
 from neurofx.nn.ops.volscale import vol_scale, vol_unscale
@@ -128,14 +129,9 @@ def test_study_trained_encoder_beats_per_feature_ar1_on_held_out_bars(tmp_path):
     train = np.flatnonzero((t >= "2023-01-01") & (t < "2023-06-01"))[:-FORECAST_BARS]
     held = np.flatnonzero((t >= "2023-06-01") & (t < "2023-07-15"))[:-FORECAST_BARS]
 
-    def windows(ts):
-        return feats[ts[:, None] - 1 - np.arange(HISTORY_BARS)].reshape(len(ts), -1)
-
-    def targets(ts):
-        return feats[ts[:, None] + FORECAST_BARS - 1 - np.arange(FORECAST_BARS)].reshape(
-            len(ts), -1)
-
-    x_tr, y_tr, x_te, y_te = windows(train), targets(train), windows(held), targets(held)
+    x_tr, x_te = state_windows(feats, train), state_windows(feats, held)
+    y_tr = state_windows(feats, train + FORECAST_BARS, FORECAST_BARS)
+    y_te = state_windows(feats, held + FORECAST_BARS, FORECAST_BARS)
     std = np.tile(feats[train - 1].std(axis=0), FORECAST_BARS)
     ar = np.empty_like(y_te)
     for k in range(y_te.shape[1]):
