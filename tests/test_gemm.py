@@ -20,7 +20,7 @@ import pyopencl as cl
 import pytest
 
 from neurofx.nn.device import get_device
-from neurofx.nn.gemm import DOT_TILE, OP_TILE, PACK_TILE, Gemm, get_gemm
+from neurofx.nn.gemm import DOT_TILE, OP_TILE, OP_TILE_NARROW, PACK_TILE, Gemm, get_gemm
 
 SHAPES = [  # (m, n, k)
     (1, 1, 1),
@@ -34,6 +34,8 @@ SHAPES = [  # (m, n, k)
     (9, 12, 20),  # n narrower than one OP_VW vector
     (PACK_TILE[0] + 1, OP_TILE[1] + 1, 16 + 1),  # one past tile boundaries
     (OP_TILE[0] * 3 - 1, OP_TILE[1] - 1, 16 - 1),
+    (OP_TILE_NARROW[0] * 3 - 1, OP_TILE_NARROW[1] * 2 + 1, 16 + 1),  # the AVX2 tile's edges
+    (OP_TILE_NARROW[0] * 2 + 1, OP_TILE_NARROW[1] - 1, 32),
     (DOT_TILE[0] * 3, DOT_TILE[1] * 5 + 2, 35),
 ]
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
@@ -143,6 +145,34 @@ def test_gemm_other_tiles(op_tile, dot_tile, pack_tile, packing):
             bound = (np.abs(op_a) @ np.abs(op_b)).max() + np.abs(c0).max()
             _check(pc.inside((m, n)), op_a @ op_b + c0, bound)
             assert pc.sentinels_intact()
+
+
+def test_gemm_op_tiles_give_the_same_bits():
+    """The outer-product tile is a speed choice only (OP_TILE on 16-wide devices,
+    OP_TILE_NARROW on AVX2): every entry of C sums along k in order whatever the tile, so the
+    direct nn / tn products are bit-identical across tiles, remainders included."""
+    dev = get_device()
+    gemms = [Gemm(dev, op_tile=t) for t in (OP_TILE, OP_TILE_NARROW, (3, 4))]
+    for g in gemms:
+        g.packing = False
+    rng = np.random.default_rng(11)
+    for m, n, k in [(32, 256, 216), (256, 1080, 32), (23, 17, 9), (1, 5, 3)]:
+        for trans_a in (False, True):
+            a, b, _, _ = _operands(rng, m, n, k, trans_a, False)
+            c0 = rng.standard_normal((m, n)).astype(np.float32)
+            outs = []
+            for g in gemms:
+                ab, bb, cb = dev.to_device(a), dev.to_device(b), dev.to_device(c0)
+                g.gemm(ab, bb, cb, m, n, k, trans_a=trans_a, accumulate=True).wait()
+                outs.append(dev.to_host(cb, (m, n)))
+            for out in outs[1:]:
+                assert np.array_equal(out.view(np.uint32), outs[0].view(np.uint32)), (m, n, k)
+
+
+def test_gemm_default_op_tile_follows_vector_width():
+    gemm = get_gemm(get_device())
+    wide = gemm.device.cl_device.native_vector_width_float >= 16
+    assert gemm.op_tile == (OP_TILE if wide else OP_TILE_NARROW)
 
 
 def test_gemm_rejects_bad_tiles():
