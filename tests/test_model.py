@@ -163,7 +163,8 @@ def test_summary_reports_measured_bytes():
     rows_mini = model.memory(optimizer=mini)
     # Adam-mini: full first moment, one second moment per weight row, per element for biases
     assert rows_mini[0]["optim_bytes"] == 4 * (first["params"] + 256 + 256)
-    # activations of layer 0 at batch 32: matmul out + bias out + tanh out, each with a grad
-    assert first["act_bytes"] >= 3 * 2 * 32 * 256 * 4
+    # activations of layer 0 at batch 32: its output and the output's gradient (ops.linear
+    # keeps no pre-activation buffers; its backward's dz is a temporary)
+    assert first["act_bytes"] >= 2 * 32 * 256 * 4
     text = model.summary(batch=32, optimizer=opt, input_shapes=[(1080,)])
     assert "total" in text and "sumtest" in text

@@ -60,24 +60,55 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     """act(x (rows, in) @ weight (out, in)^T + bias (out,)), like torch.nn.functional.linear
     followed by the activation.
 
-    Without a graph (inference, ``no_grad``) this is ONE launch: the GEMM's epilogue adds the
-    bias and applies the activation (:meth:`~neurofx.nn.gemm.Gemm.dense`). With a graph it is
-    matmul, bias_add and activation, each with its backward."""
+    The forward is :meth:`~neurofx.nn.gemm.Gemm.dense`: ONE launch on the direct GEMM path (its
+    epilogue adds the bias and applies the activation), the product and one element-wise
+    launch on the packed path. With a graph, the backward is one launch for the activation's
+    and the bias's gradients (``bias_act_bwd``: dz = dy act'(y), dbias += column sums of dz),
+    then the two products dW += dz^T x and dx += dz W. The values are those of matmul,
+    bias_add and activation, each with its backward (the same kernels' arithmetic), in fewer
+    launches and without the pre-activation buffers; softplus, whose derivative needs the
+    pre-activation, takes that composition."""
     code = _activation_code(activation)
     parents = (x, weight) if bias is None else (x, weight, bias)
     graph = grad_enabled() and any(p.requires_grad for p in parents)
-    if (bias is not None or code) and not graph:
-        m, k = _dims(x, False)
-        n, k2 = _dims(weight, False)
-        if k != k2:
-            raise ValueError(f"linear: input has {k} features, weight expects {k2}")
-        out = make_output((m, n), parents, "linear")
-        get_gemm(out.device).dense(x.buf, weight.buf, out.buf, m, n, k,
-                                   None if bias is None else bias.buf, code)
-        return out
+    if (bias is not None or code) and not (graph and code == ACTIVATIONS["softplus"]):
+        return _dense(x, weight, bias, code, parents, graph)
     y = matmul(x, weight, trans_b=True)
     y = bias_add(y, bias) if bias is not None else y
     return activation_op(y, activation)
+
+
+def _dense(x: Tensor, weight: Tensor, bias: Tensor | None, code: int,
+           parents: tuple[Tensor, ...], graph: bool) -> Tensor:
+    """act(x @ weight^T + bias) through Gemm.dense, with the fused backward of :func:`linear`
+    when ``graph`` (act'(y) from y alone: not softplus)."""
+    m, k = _dims(x, False)
+    n, k2 = _dims(weight, False)
+    if k != k2:
+        raise ValueError(f"linear: input has {k} features, weight expects {k2}")
+    out = make_output((m, n), parents, "linear")
+    gemm = get_gemm(out.device)
+    gemm.dense(x.buf, weight.buf, out.buf, m, n, k, None if bias is None else bias.buf, code)
+    if graph and out.requires_grad:
+        def _backward():
+            dev, dy = out.device, out.grad_buf
+            db = bias is not None and bias.requires_grad
+            if code == 0:  # dz = dy
+                dz = dy
+                if db:
+                    launch(dev, "elementwise.cl", "bias_add_bwd", -(-n // 8), dy,
+                           bias.ensure_grad(), i32(m), i32(n))
+            else:
+                dz = dev.alloc(out.nbytes, "activations", out.name)
+                launch(dev, "elementwise.cl", "bias_act_bwd", -(-n // 8), out.buf, dy, dz,
+                       bias.ensure_grad() if db else dz, i32(m), i32(n), i32(db), i32(code))
+            if x.requires_grad:  # dx (m, k) += dz (m, n) @ W (n, k)
+                gemm.gemm(dz, weight.buf, x.ensure_grad(), m, k, n, accumulate=True)
+            if weight.requires_grad:  # dW (n, k) += dz^T @ x
+                gemm.gemm(dz, x.buf, weight.ensure_grad(), n, k, m, trans_a=True,
+                          accumulate=True)
+        out._backward = _backward
+    return out
 
 
 def transpose(x: Tensor) -> Tensor:

@@ -1,0 +1,106 @@
+"""ops.linear with a graph (training): Gemm.dense forward, one fused activation + bias backward
+launch (``bias_act_bwd``), then the two products.
+
+Its forward and gradients must be bit-identical to the composition it replaces (matmul, then
+bias_add, then activation, each with its own backward), on the direct and the packed GEMM
+paths, and agree with float64 finite differences of a numpy forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import assert_close, exact32, fd_grads
+
+from neurofx.nn import Tensor, get_device, ops
+from neurofx.nn.gemm import get_gemm
+
+KINDS = ["none", "tanh", "sigmoid", "relu", "leaky_relu", "softplus"]
+
+
+def _np_act(kind):
+    return {"none": lambda z: z, "tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+            "relu": lambda z: np.maximum(z, 0),
+            "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+            "softplus": lambda z: np.log1p(np.exp(z))}[kind]
+
+
+def _run(fn, x, w, b, r):
+    """fn's output and the gradients of x, w (and b) of sum(out * r)."""
+    ts = [Tensor.from_numpy(a, requires_grad=True) for a in (x, w, b) if a is not None]
+    out = fn(*ts)
+    y = out.numpy()
+    out.backward(r)
+    return [y] + [t.grad() for t in ts]
+
+
+def _check_fd(engine_fn, numpy_fn, shapes, seed):
+    """Forward against numpy float64, gradients of sum(out * R) against central differences."""
+    rng = np.random.default_rng(seed)
+    arrays = [exact32(rng.normal(size=s)) for s in shapes]
+    tensors = [Tensor.from_numpy(a, requires_grad=True) for a in arrays]
+    out = engine_fn(*tensors)
+    expected = numpy_fn(*arrays)
+    assert_close(out.numpy(), expected, 1e-4, what="forward")
+    r = exact32(rng.normal(size=expected.shape))
+    out.backward(r.astype(np.float32))
+    for i, (t, g) in enumerate(zip(tensors, fd_grads(numpy_fn, arrays, r), strict=True)):
+        assert_close(t.grad(), g, 1e-3, floor=1e-3, what=f"grad of input {i}")
+
+
+def _composed(kind, with_bias):
+    def fn(x, w, b=None):
+        y = ops.matmul(x, w, trans_b=True)
+        y = ops.bias_add(y, b) if with_bias else y
+        return ops.activation(y, kind)
+    return fn
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("m,k,n", [(1, 1080, 256), (5, 19, 7), (32, 256, 216), (13, 9, 17),
+                                   (130, 70, 66)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("packing", [None, True, False])
+def test_linear_training_bit_identical_to_composition(kind, m, k, n, bias, packing):
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    x = rng.normal(size=(m, k)).astype(np.float32)
+    w = (rng.normal(size=(n, k)) / np.sqrt(k)).astype(np.float32)
+    b = rng.normal(size=(n,)).astype(np.float32) if bias else None
+    r = rng.normal(size=(m, n)).astype(np.float32)
+    gemm = get_gemm(get_device())
+    old, gemm.packing = gemm.packing, packing
+    try:
+        fused = _run(lambda *t: ops.linear(t[0], t[1], t[2] if bias else None, kind), x, w, b, r)
+        composed = _run(_composed(kind, bias), x, w, b, r)
+    finally:
+        gemm.packing = old
+    assert len(fused) == len(composed) == (4 if bias else 3)
+    for name, got, ref in zip(("y", "dx", "dw", "db"), fused, composed, strict=False):
+        assert np.array_equal(got, ref), (name, np.abs(got - ref).max())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_training_against_finite_differences(kind):
+    act = _np_act(kind)
+    _check_fd(lambda x, w, b: ops.linear(x, w, b, kind), lambda x, w, b: act(x @ w.T + b),
+              [(4, 6), (9, 6), (9,)], seed=KINDS.index(kind))
+    _check_fd(lambda x, w: ops.linear(x, w, None, kind), lambda x, w: act(x @ w.T),
+              [(3, 5), (10, 5)], seed=7)
+
+
+def test_linear_training_frozen_parents():
+    """Only the parents that require a gradient get one; the others are read, not written."""
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.normal(size=s).astype(np.float32) for s in ((6, 11), (9, 11), (9,)))
+    r = rng.normal(size=(6, 9)).astype(np.float32)
+    for grads in ((True, False, False), (False, True, False), (False, False, True)):
+        ts = [Tensor.from_numpy(a, requires_grad=g) for a, g in zip((x, w, b), grads,
+                                                                     strict=True)]
+        ops.linear(*ts, "tanh").backward(r)
+        dz = r * (1 - np.tanh(x.astype(np.float64) @ w.T + b) ** 2)
+        expected = (dz @ w, dz.T @ x, dz.sum(0))
+        for t, g, e in zip(ts, grads, expected, strict=True):
+            if g:
+                np.testing.assert_allclose(t.grad(), e, rtol=1e-4, atol=1e-4)
+            else:
+                assert t.grad() is None
