@@ -218,8 +218,8 @@ class Gemm:
         bias = bias_buf if bias_buf is not None else w_buf
         if k and (self.packing if self.packing is not None else self._use_packed(m, n, k)):
             self.gemm(x_buf, w_buf, y_buf, m, n, k, trans_b=True)
-            return launch(self.device, "elementwise.cl", "bias_act_fwd", m * n, y_buf, bias,
-                          y_buf, i32(n), i32(has_bias), i32(act))
+            return launch(self.device, "elementwise.cl", "bias_act_fwd", -(-m * n // 8), y_buf,
+                          bias, y_buf, i32(n), i32(has_bias), i32(act), i32(m * n))
         tm, tn = self.dot_tile[:2]
         m_main, col_tiles = m - m % tm, -(-n // tn)
         event = None
