@@ -1,8 +1,8 @@
 /* Element-wise optimizer updates over a model's flat parameter buffer (nn/optim).
 
    Every buffer argument is a flat float32 vector in the ParameterStore layout (tensors at
-   aligned offsets, zero padding between them), seen as n elements of floatv (float4 with
-   -DVEC=4, see optim_common.h); work-item i updates element i of each buffer. Padding has
+   aligned offsets, zero padding between them), seen as n elements of floatv (float8 with
+   -DVEC=8, see optim_common.h); work-item i updates element i of each buffer. Padding has
    w = g = 0 and every rule keeps it exactly 0. Step-dependent scalars (bias corrections,
    first-step flags) come from the host; flags that add state buffers are build options
    (-DMOMENTUM, -DNESTEROV, -DCENTERED, -DAMSGRAD). Complements like 1 - beta2 are computed on
@@ -87,7 +87,7 @@ __kernel void rmsprop_step(__global floatv *w, __global const floatv *g,
 #ifdef CENTERED
     const floatv ga = ema(grad_avg[i], gi, one_minus_alpha);
     grad_avg[i] = ga;
-    const floatv avg = sqrt(fmax(v - ga * ga, (floatv)(0.0f))) + eps;
+    const floatv avg = sqrt(max_v(v - ga * ga, (floatv)(0.0f))) + eps;
 #else
     const floatv avg = sqrt(v) + eps;
 #endif
@@ -123,7 +123,7 @@ __kernel void adam_step(__global floatv *w, __global const floatv *g, __global f
     exp_avg[i] = m;
     exp_avg_sq[i] = v;
 #ifdef AMSGRAD
-    v = fmax(max_exp_avg_sq[i], v);
+    v = max_v(max_exp_avg_sq[i], v);
     max_exp_avg_sq[i] = v;
 #endif
     w[i] = wi - step_size * safe_div(m, sqrt(v) / bc2_sqrt + eps);

@@ -302,15 +302,18 @@ def test_matches_float64_reference(dev, case):
     assert mask.any() and not full[mask].any()
 
 
+@pytest.mark.parametrize("vec", [1, 4])
 @pytest.mark.parametrize("case", [c for c in CASES if "mini" not in c.id][::3],
                          ids=lambda c: c.id)
-def test_scalar_kernels_match_too(dev, case):
-    """The float-per-work-item build (-DVEC=1, for devices with tiny base alignment)."""
+def test_scalar_kernels_match_too(dev, case, vec):
+    """The float-per-work-item build (-DVEC=1, for devices with tiny base alignment) and the
+    float4 one (base_align 16 B); the default on PoCL's CPUs is float8."""
     store = make_store(dev)
     w0 = packed(store)
     grads = recorded_grads(w0.size, steps=50)
     opt = make_optimizer(case.name, store, **case.hyper)
-    opt._set_vector_width(1)
+    assert opt._vec == (8 if dev.base_align >= 32 else 4)
+    opt._set_vector_width(vec)
     for g in grads:
         write_grads(store, g)
         opt.step()
@@ -629,3 +632,24 @@ def test_adam_mini_defaults_decay_nothing_and_exempt_biases_and_norms(dev):
     np.testing.assert_array_equal(values["fc.bias"], 1.0)
     np.testing.assert_array_equal(values["0.gamma"], 1.0)
     np.testing.assert_allclose(values["fc.weight"], np.float32(1 - 0.05), rtol=1e-7)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "mini" not in c.id], ids=lambda c: c.id)
+def test_vector_widths_give_the_same_bits(dev, case):
+    """float8, float4 and one float per work-item: element-wise rules, so the same bits
+    (amsgrad's and centered RMSprop's max without the fmax built-in included)."""
+    results = []
+    for vec in (8, 4, 1):
+        store = make_store(dev)
+        grads = recorded_grads(packed(store).size, steps=12)
+        opt = make_optimizer(case.name, store, **case.hyper)
+        opt._set_vector_width(vec)
+        for g in grads:
+            write_grads(store, g)
+            opt.step()
+        state = opt.state_dict()
+        results.append([packed(store)] + [state[k] for k in sorted(state)
+                                          if state[k].dtype == np.float32])
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
