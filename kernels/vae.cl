@@ -6,18 +6,32 @@
 #define TWO_PI 6.283185307179586f
 
 /* eps ~ N(0, 1) by Box-Muller on two counter-based uniforms (indices 2i, 2i+1), so the same
- * (seed, counter) gives the same draw on every device; y = mu + exp(0.5 logvar) * eps.
- * global (k, B) */
-__kernel void vae_sample_fwd(__global const float* x, __global float* y, __global float* eps,
-                             const uint seed, const uint counter) {
-    const int j = get_global_id(0), b = get_global_id(1), k = get_global_size(0);
-    const uint i = (uint)(b * k + j);
+ * (seed, counter, i) gives the same draw on every device; y = mu + exp(0.5 logvar) * eps. */
+static inline __attribute__((always_inline)) void vae_draw(__global const float* x, __global float* y, __global float* eps,
+                           const int b, const int j, const int k, const uint seed,
+                           const uint counter, const uint i) {
     const float u1 = uniform01(seed, counter, 2u * i);
     const float u2 = uniform01(seed, counter, 2u * i + 1u);
     const float e = sqrt(-2.0f * log(u1)) * cos(TWO_PI * u2);
     const float mu = x[b * 2 * k + j], lv = x[b * 2 * k + k + j];
     eps[b * k + j] = e;
     y[b * k + j] = mu + exp(0.5f * lv) * e;
+}
+
+/* One seed for the batch: element (b, j) draws index i = b * k + j. global (k, B) */
+__kernel void vae_sample_fwd(__global const float* x, __global float* y, __global float* eps,
+                             const uint seed, const uint counter) {
+    const int j = get_global_id(0), b = get_global_id(1), k = get_global_size(0);
+    vae_draw(x, y, eps, b, j, k, seed, counter, (uint)(b * k + j));
+}
+
+/* One seed per row (a group of passes): row b draws with seeds[b] and index j, exactly what a
+ * batch of one row with seed seeds[b] draws. global (k, B) */
+__kernel void vae_sample_rows_fwd(__global const float* x, __global float* y,
+                                  __global float* eps, __global const uint* seeds,
+                                  const uint counter) {
+    const int j = get_global_id(0), b = get_global_id(1), k = get_global_size(0);
+    vae_draw(x, y, eps, b, j, k, seeds[b], counter, (uint)j);
 }
 
 /* dmu += dy; dlogvar += dy * 0.5 * exp(0.5 logvar) * eps. global (k, B) */

@@ -33,6 +33,7 @@ from neurofx.data.info import TIMEFRAMES, bar_step, timeframe_of
 from neurofx.data.loaders import FORMATS, load_bars
 from neurofx.errors import NeurofxError
 from neurofx.nn.optim import OPTIMIZERS, OptimizerError, optimizer_key
+from neurofx.strategies.agent import MAX_GROUP
 from neurofx.strategies.broker import WEEKDAYS, BrokerConfig
 
 
@@ -83,6 +84,7 @@ class ResearchSettings:
     policy: str = "random"      # random, neural or real-orl
     passes: int = 16            # random/neural; real-orl runs one pass per deal file
     jobs: int = 0               # processes; 0: the CPU count
+    group: int = 16             # passes replayed side by side, one batch actor call per bar
     seed: int = 0               # pass i uses a seed derived from (seed, i)
     start: str = "2023-01-01"   # first bar time, inclusive
     end: str = "2024-01-01"     # end, exclusive
@@ -147,6 +149,7 @@ class TestSettings:
     start: str = "2024-01-01"   # first day, inclusive (bars' clock)
     end: str = "2024-01-31"     # last day, inclusive
     passes: int = 0             # 0: one deterministic pass; N: N stochastic passes
+    group: int = 16             # stochastic passes replayed side by side (see research.group)
     seed: int = 0
     stops: str = "research"     # stop-distance rule: research or test
     encoder: str = ""           # empty: <runs.root>/<run>/encoder.npz
@@ -240,6 +243,7 @@ _BAR_TIME = (_is_time, "a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) of the calendar"
 _DAY = ((lambda v: _is_time(v, date_only=True)), "a date YYYY-MM-DD of the calendar")
 _POSITIVE = ((lambda v: v > 0), "> 0")
 _SHARE = ((lambda v: 0.0 < v < 1.0), "between 0 and 1 (exclusive)")
+_GROUP = ((lambda v: 1 <= v <= MAX_GROUP), f"a group size 1..{MAX_GROUP}")
 _OPTIMIZER = (_known_optimizer, "an optimizer name, one of " + ", ".join(OPTIMIZERS))
 _SIZES = _all(lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 1,
               "a list of sizes >= 1, e.g. [64, 32]")
@@ -261,6 +265,7 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("research", "end"): _BAR_TIME,
     ("research", "passes"): _at_least(1),
     ("research", "jobs"): _at_least(0, " (0 = the CPU count)"),
+    ("research", "group"): _GROUP,
     ("research", "seed"): _at_least(0),
     ("research", "capacity"): _at_least(1),
     **{(s, "min_profit"): ((lambda v: v == "auto" or isinstance(v, float)),
@@ -298,6 +303,7 @@ _RULES: dict[tuple[str, str], tuple[Callable, str]] = {
     ("test", "end"): _DAY,
     ("test", "stops"): _choice("research", "test"),
     ("test", "passes"): _at_least(0, " (0 = one deterministic pass)"),
+    ("test", "group"): _GROUP,
     ("test", "seed"): _at_least(0),
     ("test", "ma_fast_bars"): _at_least(1),
     ("test", "ma_slow_bars"): _at_least(2),

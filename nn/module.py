@@ -38,6 +38,11 @@ class Module:
         (None: no state kept). Part of a captured plan's key; stateful layers override it."""
         return None
 
+    def plan_mode(self):
+        """Host settings other than ``training``, ``stochastic`` and the recurrent state that
+        decide which kernels a call enqueues (None: none); part of a captured plan's key."""
+        return None
+
     def forward(self, *inputs: Tensor) -> Tensor:
         raise NotImplementedError
 

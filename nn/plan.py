@@ -1,8 +1,9 @@
 """Captured execution plans: record a model's call once per shape, replay it afterwards.
 
 The first call of a :class:`CapturedCall` with a given key (input shapes, the modules' train
-and stochastic flags, the recurrent state's signature) runs eagerly while a
-:class:`~neurofx.nn.record.Recorder` notes every command. The :class:`Plan` built from it:
+and stochastic flags, the recurrent state's signature, the modules' ``plan_mode()``) runs
+eagerly while a :class:`~neurofx.nn.record.Recorder` notes every command. The :class:`Plan`
+built from it:
 
 * gives every recorded kernel launch its own ``cl.Kernel`` with its arguments set once, so a
   replay is ``cl.enqueue_nd_range_kernel`` back to back (plus the device copies and fills, and
@@ -244,12 +245,14 @@ class CapturedCall:
         self._stateful = [m for m in self._modules
                           if type(m).state_signature is not Module.state_signature]
         self._stochastic = [m for m in self._modules if hasattr(m, "stochastic")]
+        self._moded = [m for m in self._modules if type(m).plan_mode is not Module.plan_mode]
 
     def key(self, args) -> tuple:
         shapes = tuple((a.shape if isinstance(a, Tensor) else np.shape(a)) for a in args)
         return (shapes, tuple(m.training for m in self._modules),
                 tuple(bool(m.stochastic) for m in self._stochastic),
-                tuple(m.state_signature() for m in self._stateful))
+                tuple(m.state_signature() for m in self._stateful),
+                tuple(m.plan_mode() for m in self._moded))
 
     def invalidate(self) -> None:
         """Drop every plan (and refusal): the next call of each key records again."""

@@ -20,11 +20,11 @@ import pandas as pd
 
 from neurofx.errors import NeurofxError
 
-from .agent import run_agent_pass
+from .agent import MAX_GROUP, run_agent_group
 from .broker import BrokerConfig, spread_price
 from .feeds import BarArrays
 from .ma_cross import MaCrossStrategy, ma_cross_backtest
-from .policies import pass_seed
+from .policies import pass_seed, row_policy
 from .replay import ReplayResult
 from .trained_agent import LoadedPolicy
 
@@ -89,16 +89,21 @@ def run_ma_cross_pass(bars: pd.DataFrame, period: Period, broker_config: BrokerC
 
 def run_neural_passes(loaded: LoadedPolicy, bars: pd.DataFrame, features: np.ndarray,
                       period: Period, broker_config: BrokerConfig, passes: int = 0,
-                      seed: int = 0, stops_mode: str = "research") -> list[PassOutcome]:
+                      seed: int = 0, stops_mode: str = "research",
+                      group: int = MAX_GROUP) -> list[PassOutcome]:
     """One deterministic pass (``passes=0``) or ``passes`` stochastic ones seeded with
-    ``pass_seed(seed, i)``. ``features`` are computed over all of ``bars``."""
+    ``pass_seed(seed, i)``, replayed side by side in groups of at most ``group`` (the same
+    passes whatever the group size). ``features`` are computed over all of ``bars``."""
     arrays = BarArrays.from_frame(bars)
     seeds = [None] if passes == 0 else [pass_seed(seed, i) for i in range(passes)]
+    policy = row_policy(loaded.policy)
+    results = []
+    for g in range(0, len(seeds), group):
+        results += run_agent_group(arrays, features, policy, seeds[g:g + group],
+                                   period.start_ts, period.end_exclusive_ts, broker_config,
+                                   stops_mode=stops_mode)
     out = []
-    for i, s in enumerate(seeds, start=1):
-        res = run_agent_pass(arrays, features, loaded.policy, period.start_ts,
-                             period.end_exclusive_ts, broker_config, seed=s,
-                             stops_mode=stops_mode)
+    for i, (s, res) in enumerate(zip(seeds, results, strict=True), start=1):
         window = BarArrays(**{k: v[res.first_bar:res.first_bar + res.steps]
                               for k, v in arrays.__dict__.items()})
         out.append(PassOutcome("neural" if s is None else f"pass {i}", res.replay, window,

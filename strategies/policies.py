@@ -5,6 +5,11 @@ A policy is any object with ``reset(seed=None)`` (called once at the start of ev
 sell SL]`` (TP/SL as fractions of 1000 points). ``t`` is the bar index in the pass, ``state`` the
 1080 state values (float32) and ``account_vector`` the actor's 12 values (float32). The
 strategy nets and executes what ``act`` returns (strategies/netting.py).
+
+A group of passes replayed side by side (``strategies.agent.run_agent_group``) asks a
+:class:`RowPolicy` once per bar for all of them: ``reset_rows(seeds)`` and ``act_rows(t,
+state, account_vectors) -> one action per row``. :class:`NeuralPolicy` is one natively (one
+batch-N actor forward per bar); :class:`PolicyRows` makes one of N single-pass policies.
 """
 
 from __future__ import annotations
@@ -36,6 +41,40 @@ class Policy(Protocol):
 
     def act(self, t: int, state: np.ndarray, account_vector: np.ndarray) -> Sequence[float]:
         """The action at the open of bar ``t`` of the pass."""
+
+
+@runtime_checkable
+class RowPolicy(Protocol):
+    def reset_rows(self, seeds: Sequence[int | None]) -> None:
+        """Start a group of ``len(seeds)`` passes, row i seeded with ``seeds[i]``."""
+
+    def act_rows(self, t: int, state: np.ndarray,
+                 account_vectors: np.ndarray) -> Sequence[Sequence[float]]:
+        """One action per row at the open of bar ``t`` (``account_vectors``: (rows, 12)); each
+        row's action is what the policy would give that pass alone."""
+
+
+class PolicyRows:
+    """A :class:`RowPolicy` of independent single-pass policies, one per row, asked in turn."""
+
+    def __init__(self, policies: Sequence[Policy]):
+        self.policies = list(policies)
+        self.name = self.policies[0].name if self.policies else ""
+
+    def reset_rows(self, seeds: Sequence[int | None]) -> None:
+        if len(seeds) != len(self.policies):
+            raise NeurofxError(f"{len(seeds)} seeds for a group of {len(self.policies)} "
+                               "policies")
+        for policy, seed in zip(self.policies, seeds, strict=True):
+            policy.reset(seed)
+
+    def act_rows(self, t, state, account_vectors):
+        return [p.act(t, state, v) for p, v in zip(self.policies, account_vectors, strict=True)]
+
+
+def row_policy(policy) -> RowPolicy:
+    """``policy`` as a :class:`RowPolicy`: itself when it is one, else a group of one."""
+    return policy if isinstance(policy, RowPolicy) else PolicyRows([policy])
 
 
 class ScriptedPolicy:
@@ -144,6 +183,11 @@ class NeuralPolicy:
     running normaliser's statistics); ``reset(seed)`` restores the state they had when the
     policy was made, clears recurrent state (``model.reset_state()``) and re-seeds the VAE
     noise, so every pass starts like a fresh MT5 tester pass that loads the model files.
+
+    It is a :class:`RowPolicy`: ``reset_rows(seeds)`` starts a group of passes whose actions
+    come from one batch forward of the actor per bar, each row with its own noise seed (the
+    encoder's forecast is the same for all of them); ``reset``/``act`` are a group of one.
+    Row i's action equals that of pass i alone, bit for bit (tests/test_pass_groups.py).
     """
 
     name = "neural"
@@ -166,6 +210,7 @@ class NeuralPolicy:
         self._base_seeds = [int(getattr(h, "seed", 0)) for h in self._heads]
         self._initial = [self._state_of(m) for m in (self.encoder, self.actor)]
         self.seed: int | None = None
+        self.seeds: list[int | None] = [None]
         self.forecasts = SharedForecasts()
         self._step, self._encoder_live = 0, False
 
@@ -175,6 +220,8 @@ class NeuralPolicy:
         statistics); a mismatch, e.g. swapped files, is one line naming the file and ``fix``.
         Returns the forecast's size."""
         enc_name, act_name = self.sources["encoder"], self.sources["actor"]
+        seeds = self.seeds
+        self.reset()  # a group of one
         state = np.zeros((1, STATE_SIZE), dtype=np.float32)
         try:
             forecast = self.encoder.predict(state)
@@ -194,7 +241,7 @@ class NeuralPolicy:
             if not np.isfinite(values).all():
                 raise NeurofxError(f"{name}: the model computes NaN or infinite values (its "
                                    f"weights are not finite: a diverged training?); {fix}")
-        self.reset(self.seed)
+        self.reset_rows(seeds)
         return int(forecast.shape[-1])
 
     @staticmethod
@@ -202,13 +249,20 @@ class NeuralPolicy:
         return {name: t.numpy().copy() for name, t in model.net.named_state()}
 
     def reset(self, seed: int | None = None) -> None:
+        self.reset_rows([seed])
+
+    def reset_rows(self, seeds: Sequence[int | None]) -> None:
+        if not seeds:
+            raise NeurofxError("a group of passes needs at least one seed")
         for model in (self.encoder, self.actor):
             self._restore(model)
         self._step, self._encoder_live = 0, False
-        self.seed = seed
+        self.seeds = list(seeds)
+        self.seed = self.seeds[0]
         for head, base in zip(self._heads, self._base_seeds, strict=True):
             # the pass seed replaces the file's noise seed; the counter restarts at 0
-            head.seed = base if seed is None else (int(seed) + 7919 * base) & 0xFFFFFFFF
+            head.set_row_seeds([base if s is None else (int(s) + 7919 * base) & 0xFFFFFFFF
+                                for s in self.seeds])
             head.calls = 0
 
     def _restore(self, model) -> None:
@@ -239,13 +293,20 @@ class NeuralPolicy:
         return forecast
 
     def act(self, t, state, account_vector):
+        return self.act_rows(t, state, np.reshape(account_vector, (1, -1)))[0]
+
+    def act_rows(self, t, state, account_vectors):
+        rows = len(self.seeds)
         s = np.asarray(state, dtype=np.float32).reshape(1, -1)
-        a = np.asarray(account_vector, dtype=np.float32).reshape(1, -1)
-        out = self.actor.predict(a, self._forecast(s)).reshape(-1)
-        if out.size != N_ACTIONS:
-            raise NeurofxError(f"actor model returns {out.size} values per bar; a policy needs "
-                               f"{N_ACTIONS} (buy lots, TP, SL, sell lots, TP, SL)")
-        return tuple(float(x) for x in self.coding.decode(out))
+        a = np.asarray(account_vectors, dtype=np.float32).reshape(rows, -1)
+        forecast = self._forecast(s)
+        if rows > 1:
+            forecast = np.repeat(forecast, rows, axis=0)
+        out = self.actor.predict(a, forecast).reshape(rows, -1)
+        if out.shape[1] != N_ACTIONS:
+            raise NeurofxError(f"actor model returns {out.shape[1]} values per bar; a policy "
+                               f"needs {N_ACTIONS} (buy lots, TP, SL, sell lots, TP, SL)")
+        return [tuple(float(x) for x in self.coding.decode(row)) for row in out]
 
 
 class SharedForecasts:

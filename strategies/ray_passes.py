@@ -1,10 +1,11 @@
 """Research passes as Ray tasks (``neurofx research --executor ray [--address HOST:PORT]``).
 
 The driver (the process that owns the store) puts the run's setup (bars, feature matrix,
-broker, policy options) into Ray's object store once, submits one task per pass and takes the
-trajectories back in pass order, so the store has one writer and the nodes need no shared disk:
-the neural model files travel through the object store too (:func:`portable_models`).
-A pass is a pure function of (setup, spec): a task whose worker dies mid-pass (killed, node
+broker, policy options) into Ray's object store once, submits one task per group of passes
+(``research.run_group``) and takes the trajectories back in pass order, so the store has one
+writer and the nodes need no shared disk: the neural model files travel through the object
+store too (:func:`portable_models`).
+A group is a pure function of (setup, specs): a task whose worker dies mid-group (killed, node
 lost) is run again by Ray (``max_retries``), and the store sees only whole trajectories, the
 same bytes as a local run. A worker process keeps its neural models between passes
 (``research._WORKER``). Ray is optional: ``pip install neurofx[ray]``.
@@ -56,27 +57,27 @@ def with_local_models(setup, models: dict[str, tuple[str, bytes]], folder: Path)
     return dataclasses.replace(setup, policy_options=options)
 
 
-def _ray_pass(run: Callable, setup, spec, models) -> tuple[int, Trajectory]:
+def _ray_group(run: Callable, setup, group, models) -> list[Trajectory]:
     marker = os.environ.get(KILL_ONCE_ENV)
     if marker and not os.path.exists(marker):
         with open(marker, "w") as f:
             f.write(str(os.getpid()))
         os._exit(1)  # a worker dying mid-pass
     setup = with_local_models(setup, models, Path(tempfile.gettempdir()) / MODEL_FOLDER)
-    return spec.index, run(setup, spec)
+    return run(setup, group)
 
 
-def iter_passes_ray(run: Callable, setup, specs: list, jobs: int, address: str = "",
-                    ) -> Iterator[tuple[object, Trajectory]]:
-    """Run ``run(setup, spec)`` for every spec as Ray tasks (one CPU each; ``run`` travels
-    by its importable name) and yield ``(spec, trajectory)`` in pass order. Without
-    ``address`` a local Ray instance with ``jobs`` CPUs is started (and shut down at the end);
-    with one, the cluster at HOST:PORT is joined."""
+def iter_passes_ray(run: Callable, setup, groups: list[list], jobs: int, address: str = "",
+                    ) -> Iterator[tuple[list, list[Trajectory]]]:
+    """Run ``run(setup, group)`` for every group of pass specs as Ray tasks (one CPU each;
+    ``run`` travels by its importable name) and yield ``(group, trajectories)`` in order.
+    Without ``address`` a local Ray instance with ``jobs`` CPUs is started (and shut down at
+    the end); with one, the cluster at HOST:PORT is joined."""
     with ray_session(address, jobs) as ray:
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ray_pass)
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ray_group)
         setup_ref, models_ref = ray.put(setup), ray.put(portable_models(setup))
-        refs = [task.remote(run, setup_ref, spec, models_ref) for spec in specs]
-        for spec, ref in zip(specs, refs, strict=True):
-            index, traj = ray.get(ref)
-            assert index == spec.index
-            yield spec, traj
+        refs = [task.remote(run, setup_ref, group, models_ref) for group in groups]
+        for group, ref in zip(groups, refs, strict=True):
+            trajs = ray.get(ref)
+            assert len(trajs) == len(group)
+            yield group, trajs

@@ -8,10 +8,15 @@ backtrader's own broker is never given an order.
 ``decide`` must only use bars closed before t: :attr:`ReplayStrategy.view` holds array views
 ending at t-1 plus the open quote of t. The bt lines (``self.data.high[0]``...) already hold bar
 t's full values at ``next_open`` time; strategies must not read them.
+
+One replay may drive several brokers over the same bars in lockstep (:func:`run_replay_group`:
+a group of passes, one ``decide`` per bar for all of them, the vectorised-environment pattern);
+each broker's deals and records are exactly those of a replay of its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import backtrader as bt
@@ -54,7 +59,10 @@ class MarketView:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """Deals, per-bar account arrays (at each bar's close) and the final account."""
+    """Deals, per-bar account arrays (at each bar's close) and the final account.
+
+    ``strategy`` is the strategy that ran, or for one pass of a group the object holding that
+    pass's own per-bar arrays (e.g. :class:`~neurofx.strategies.agent.AgentRow`)."""
 
     deals: list[Deal]
     time_s: np.ndarray
@@ -62,7 +70,7 @@ class ReplayResult:
     final: AccountState
     config: BrokerConfig
     rejected_orders: int
-    strategy: ReplayStrategy
+    strategy: object
 
     @property
     def balance(self) -> np.ndarray:
@@ -78,14 +86,19 @@ class ReplayStrategy(bt.Strategy):
 
     Constructed by :func:`run_replay` with plain keyword arguments; subclasses take their own
     keyword arguments and pass ``bars``, ``fx`` and ``close_at_end`` on to this ``__init__``.
+    ``fx`` may be a list of brokers (:func:`run_replay_group`): every one opens and closes each
+    bar, ``self.fx`` is the first, and ``decide`` trades through ``self.brokers``.
     """
 
-    def __init__(self, bars: BarArrays, fx: ForexBroker, close_at_end: bool = True):
+    def __init__(self, bars: BarArrays, fx: ForexBroker | Sequence[ForexBroker],
+                 close_at_end: bool = True):
         self.bars = bars
-        self.fx = fx
+        self.brokers = [fx] if isinstance(fx, ForexBroker) else list(fx)
+        self.fx = self.brokers[0]
         self.close_at_end = close_at_end
         self.view: MarketView | None = None
-        self.table = np.full((len(bars), len(RECORD_FIELDS)), np.nan)
+        self.tables = [np.full((len(bars), len(RECORD_FIELDS)), np.nan) for _ in self.brokers]
+        self.table = self.tables[0]
         self.records = {name: self.table[:, i] for i, name in enumerate(RECORD_FIELDS)}
         self.bars_done = 0
         self._t = -1
@@ -99,19 +112,20 @@ class ReplayStrategy(bt.Strategy):
         b = self.bars
         if self.data.datetime[0] != b.dtnum[t]:
             raise RuntimeError(f"feed and bar arrays out of step at bar {t}")
-        fx = self.fx
-        fx.open_bar(int(b.time_s[t]), b.open[t], b.spread_points[t])
-        self.view = MarketView(b, t, fx.bid, fx.ask)
+        for fx in self.brokers:
+            fx.open_bar(int(b.time_s[t]), b.open[t], b.spread_points[t])
+        self.view = MarketView(b, t, self.fx.bid, self.fx.ask)  # same quote for every broker
         self.decide(t)
 
     def next(self):
         t = self._t
         b = self.bars
-        fx = self.fx
-        fx.close_bar(b.high[t], b.low[t], b.close[t])
-        if self.close_at_end and t == len(b) - 1 and fx.positions:
-            fx.close_all(reason="end_of_test")
-        self.table[t] = fx.account_values()
+        last = t == len(b) - 1
+        for fx, table in zip(self.brokers, self.tables, strict=True):
+            fx.close_bar(b.high[t], b.low[t], b.close[t])
+            if self.close_at_end and last and fx.positions:
+                fx.close_all(reason="end_of_test")
+            table[t] = fx.account_values()
         self.bars_done = t + 1
 
     prenext_open = nextstart_open = next_open
@@ -126,19 +140,32 @@ def run_replay(bars: pd.DataFrame | BarArrays, strategy_cls: type[ReplayStrategy
     Open positions are closed at the last bar's close (reason ``end_of_test``) unless
     ``close_at_end`` is False. ``strategy_kwargs`` go to the strategy's ``__init__``.
     """
+    return run_replay_group(bars, strategy_cls, 1, start, end, broker_config, feed,
+                            close_at_end, **strategy_kwargs)[0]
+
+
+def run_replay_group(bars: pd.DataFrame | BarArrays, strategy_cls: type[ReplayStrategy],
+                     brokers: int, start=None, end=None,
+                     broker_config: BrokerConfig | None = None, feed: str = "numpy",
+                     close_at_end: bool = True, **strategy_kwargs) -> list[ReplayResult]:
+    """:func:`run_replay` with ``brokers`` fresh brokers driven by one strategy in lockstep;
+    one result per broker, each ``strategy`` the object the strategy's ``row_record(i)``
+    gives (the strategy itself when it has none)."""
     arrays = bars if isinstance(bars, BarArrays) else BarArrays.from_frame(bars)
     if start is not None or end is not None:
         arrays = arrays.window(start, end)
-    fx = ForexBroker(broker_config)
+    fxs = [ForexBroker(broker_config) for _ in range(brokers)]
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     cerebro.adddata(make_feed(arrays, feed))
-    cerebro.addstrategy(strategy_cls, bars=arrays, fx=fx, close_at_end=close_at_end,
-                        **strategy_kwargs)
+    cerebro.addstrategy(strategy_cls, bars=arrays, fx=fxs if brokers > 1 else fxs[0],
+                        close_at_end=close_at_end, **strategy_kwargs)
     strat = cerebro.run()[0]
     if strat.bars_done != len(arrays):
         raise RuntimeError(f"replay stopped after {strat.bars_done} of {len(arrays)} bars")
-    return ReplayResult(
-        deals=list(fx.deals), time_s=arrays.time_s, records=strat.records,
+    row = getattr(strat, "row_record", lambda i: strat)
+    return [ReplayResult(
+        deals=list(fx.deals), time_s=arrays.time_s,
+        records={name: table[:, k] for k, name in enumerate(RECORD_FIELDS)},
         final=fx.snapshot(), config=fx.config, rejected_orders=fx.rejected_orders,
-        strategy=strat,
-    )
+        strategy=row(i),
+    ) for i, (fx, table) in enumerate(zip(fxs, strat.tables, strict=True))]

@@ -1,9 +1,11 @@
 """Research runs: many agent passes -> trajectories -> the store (seed Research.mq5 and
 ResearchRealORL.mq5, spec 4.1-4.2).
 
-Passes run in worker processes (``spawn``: OpenCL contexts do not survive ``fork``), each pass
-seeded from ``(seed, pass index)``; results are added to the store in pass order, so a command
-writes byte-identical store files whatever the number of processes. See docs/research.md.
+Passes run in groups of up to ``group`` passes replayed side by side (one batch policy call per
+bar, :func:`~neurofx.strategies.agent.run_agent_group`), the groups in worker processes
+(``spawn``: OpenCL contexts do not survive ``fork``); each pass is seeded from ``(seed, pass
+index)`` and results are added to the store in pass order, so a command writes byte-identical
+store files whatever the group size and the number of processes. See docs/research.md.
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ from neurofx.data.features import FeatureMatrix
 from neurofx.deals import Deal
 from neurofx.errors import NeurofxError
 
-from .agent import run_agent_pass, window_bounds
+from .agent import run_agent_group, window_bounds
 from .broker import BrokerConfig
 from .feeds import BarArrays
 from .ma_cross import ma_cross_backtest
-from .policies import NeuralPolicy, RandomPolicy, RealORLPolicy, pass_seed, realorl_policy
+from .policies import (
+    NeuralPolicy,
+    PolicyRows,
+    RandomPolicy,
+    RealORLPolicy,
+    RowPolicy,
+    pass_seed,
+    realorl_policy,
+)
 from .ray_passes import iter_passes_ray
 
 POLICIES = ("random", "neural", "real-orl")
@@ -76,6 +86,7 @@ class ResearchSetup:
     policy: str
     policy_options: dict = field(default_factory=dict)
     models: str = ""  # neural: identity of the model files (part of every pass key)
+    group: int = 1  # passes replayed side by side (results do not depend on it)
 
 
 def pass_key(setup: ResearchSetup, spec: PassSpec) -> str:
@@ -93,29 +104,44 @@ _WORKER: dict = {}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _make_policy(setup: ResearchSetup, spec: PassSpec):
+def _group_policy(setup: ResearchSetup, specs: list[PassSpec]) -> RowPolicy:
     if setup.policy == "random":
-        return RandomPolicy(**setup.policy_options)
+        return PolicyRows([RandomPolicy(**setup.policy_options) for _ in specs])
     if setup.policy == "neural":
-        # one model pair per process, reused across its passes (reset() restores its state)
+        # one model pair per process, reused across its passes (reset_rows() restores its state)
         key = repr(sorted(setup.policy_options.items()))
         cached = _WORKER.get("neural")
         if cached is None or cached[0] != key:
             cached = _WORKER["neural"] = (key, NeuralPolicy(**setup.policy_options))
         return cached[1]
-    return RealORLPolicy(spec.actions, spec.source)
+    return PolicyRows([RealORLPolicy(s.actions, s.source) for s in specs])
+
+
+def run_group(setup: ResearchSetup, specs: list[PassSpec]) -> list[Trajectory]:
+    """Run ``specs`` side by side (one replay, one policy call per bar) and return their
+    trajectories (immediate rewards) in order; each is the same as :func:`run_pass` gives."""
+    results = run_agent_group(setup.bars, setup.features, _group_policy(setup, specs),
+                              [s.seed for s in specs], setup.start, setup.end, setup.broker,
+                              zero_means_none=setup.policy == "real-orl")
+    out = []
+    for spec, res in zip(specs, results, strict=True):
+        extra = {"pass": spec.index}
+        if spec.source:
+            extra["deals_file"] = spec.source
+        out.append(res.to_trajectory(setup.policy, extra))
+    return out
 
 
 def run_pass(setup: ResearchSetup, spec: PassSpec) -> Trajectory:
     """Run one pass and return its trajectory (immediate rewards)."""
-    policy = _make_policy(setup, spec)
-    res = run_agent_pass(setup.bars, setup.features, policy, setup.start, setup.end,
-                         setup.broker, seed=spec.seed,
-                         zero_means_none=setup.policy == "real-orl")
-    extra = {"pass": spec.index}
-    if spec.source:
-        extra["deals_file"] = spec.source
-    return res.to_trajectory(setup.policy, extra)
+    return run_group(setup, [spec])[0]
+
+
+def groups_of(specs: list[PassSpec], group: int, jobs: int = 1) -> list[list[PassSpec]]:
+    """Consecutive groups of at most ``group`` passes, smaller when that keeps ``jobs``
+    processes busy (every process gets a group when there are passes enough)."""
+    size = max(1, min(group, -(-len(specs) // max(jobs, 1))))
+    return [specs[i:i + size] for i in range(0, len(specs), size)]
 
 
 def _init_worker(setup: ResearchSetup, parent: int) -> None:
@@ -173,37 +199,40 @@ class _QuietOrphanStream:
         return getattr(self.stream, name)
 
 
-def _worker_pass(spec: PassSpec) -> tuple[int, Trajectory]:
-    return spec.index, run_pass(_WORKER["setup"], spec)
+def _worker_group(specs: list[PassSpec]) -> tuple[int, list[Trajectory]]:
+    return specs[0].index, run_group(_WORKER["setup"], specs)
 
 
 def iter_passes(setup: ResearchSetup, specs: list[PassSpec], jobs: int = 1,
                 executor: str = "local", address: str = ""
                 ) -> Iterator[tuple[PassSpec, Trajectory]]:
-    """Run ``specs`` on ``jobs`` processes (``executor="ray"``: as Ray tasks, on the cluster
-    at ``address`` or a local instance of ``jobs`` CPUs); yield results in pass order."""
+    """Run ``specs`` in groups of ``setup.group`` on ``jobs`` processes (``executor="ray"``:
+    as Ray tasks, on the cluster at ``address`` or a local instance of ``jobs`` CPUs); yield
+    results in pass order."""
+    groups = groups_of(specs, setup.group, jobs)
     if executor == "ray":
-        yield from iter_passes_ray(run_pass, setup, specs, jobs, address)
+        for group, trajs in iter_passes_ray(run_group, setup, groups, jobs, address):
+            yield from zip(group, trajs, strict=True)
         return
-    if jobs <= 1 or len(specs) <= 1:
-        for spec in specs:
-            yield spec, run_pass(setup, spec)
+    if jobs <= 1 or len(groups) <= 1:
+        for group in groups:
+            yield from zip(group, run_group(setup, group), strict=True)
         return
     ctx = mp.get_context("spawn")
     # if this process is killed, its resource tracker would warn about the pool's semaphores
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
-    pool = ctx.Pool(min(jobs, len(specs)), initializer=_init_worker,
+    pool = ctx.Pool(min(jobs, len(groups)), initializer=_init_worker,
                     initargs=(setup, os.getpid()))
     try:
-        by_index = {s.index: s for s in specs}
-        order = [s.index for s in specs]
-        ready: dict[int, Trajectory] = {}
+        by_first = {g[0].index: g for g in groups}
+        order = [g[0].index for g in groups]
+        ready: dict[int, list[Trajectory]] = {}
         nxt = 0
-        for index, traj in pool.imap_unordered(_worker_pass, specs):
-            ready[index] = traj
+        for first, trajs in pool.imap_unordered(_worker_group, groups):
+            ready[first] = trajs
             while nxt < len(order) and order[nxt] in ready:
                 i = order[nxt]
-                yield by_index[i], ready.pop(i)
+                yield from zip(by_first[i], ready.pop(i), strict=True)
                 nxt += 1
         pool.close()
     finally:

@@ -83,8 +83,8 @@ def test_bad_values_are_one_line_errors(tmp_path):
 
     bad = tmp_path / "bad.toml"
     assert err("[test]\nfoo = 1\n") == (
-        f"{bad}: unknown key test.foo; valid: agent, start, end, passes, seed, stops, encoder, "
-        "actor, ma_fast_bars, ma_slow_bars, ma_lots, ma_tp_frac, ma_sl_frac, baselines, "
+        f"{bad}: unknown key test.foo; valid: agent, start, end, passes, group, seed, stops, "
+        "encoder, actor, ma_fast_bars, ma_slow_bars, ma_lots, ma_tp_frac, ma_sl_frac, baselines, "
         "random_passes, walk_forward")
     assert err(sets=["research.bogus=1"]).startswith(
         "--set research.bogus=1: unknown key research.bogus; valid: policy, passes, jobs")

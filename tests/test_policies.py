@@ -196,9 +196,9 @@ def test_neural_pass_records_the_netted_policy_actions(data):
     bars, feats = data
 
     class Recording(NeuralPolicy):
-        def act(self, t, state, account_vector):
-            out = super().act(t, state, account_vector)
-            self.raw.append(out)
+        def act_rows(self, t, state, account_vectors):
+            out = super().act_rows(t, state, account_vectors)
+            self.raw.extend(out)
             return out
 
     pol = Recording(small_encoder(), small_actor())

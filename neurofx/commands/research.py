@@ -31,6 +31,10 @@ def add_arguments(parser) -> None:
                              "research.passes, default 16)")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="J",
                         help="parallel processes (research.jobs; default 0: the CPU count)")
+    parser.add_argument("--group", type=int, default=None, metavar="G",
+                        help="passes replayed side by side in one process, one batch policy "
+                             "call per bar (research.group, default 16, at most 64); results "
+                             "do not depend on it")
     parser.add_argument("--seed", type=int, default=None,
                         help="run seed; pass i uses a seed derived from (seed, i) "
                              "(research.seed, default 0)")
@@ -73,6 +77,7 @@ def add_arguments(parser) -> None:
 
 
 FLAGS = {"store": "--store", "policy": "--policy", "passes": "--passes", "jobs": "--jobs",
+         "group": "--group",
          "seed": "--seed", "start": "--start", "end": "--end", "min_profit": "--min-profit",
          "capacity": "--capacity", "deals": "--deals", "encoder": "--encoder",
          "actor": "--actor", "explore": "--no-explore",

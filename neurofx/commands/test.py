@@ -26,6 +26,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--passes", type=int, default=None, metavar="N",
                         help="run N stochastic passes (VAE samples) and report their spread; "
                         "default 0 (test.passes): one deterministic pass with the VAE mean")
+    parser.add_argument("--group", type=int, default=None, metavar="G",
+                        help="stochastic passes replayed side by side, one batch actor call "
+                             "per bar (test.group, default 16, at most 64); results do not "
+                             "depend on it")
     parser.add_argument("--seed", type=int, default=None, metavar="S",
                         help="seed of the stochastic passes (test.seed, default 0; each pass "
                         "derives its own seed from S and its number)")
@@ -56,7 +60,8 @@ def add_arguments(parser) -> None:
     add_config_arguments(parser, "test.passes=8")
 
 
-FLAGS = {"start": "--start", "end": "--end", "passes": "--passes", "seed": "--seed",
+FLAGS = {"start": "--start", "end": "--end", "passes": "--passes", "group": "--group",
+         "seed": "--seed",
          "stops": "--stops", "agent": "--agent", "encoder": "--encoder", "actor": "--actor",
          "baselines": "--no-baselines", "random_passes": "--random-passes",
          "walk_forward": "--walk-forward"}

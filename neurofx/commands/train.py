@@ -17,7 +17,7 @@ from neurofx.commands import study as study_command
 from neurofx.config import Config, add_config_arguments, load_config, parse_pairs
 from neurofx.pipeline import research, study, train
 
-RESEARCH_OPTIONS = ("--policy", "--passes", "--jobs", "--start", "--end", "--deals",
+RESEARCH_OPTIONS = ("--policy", "--passes", "--jobs", "--group", "--start", "--end", "--deals",
                     "--deals-shift-hours", "--capacity")
 STUDY_OPTIONS = ("--iterations", "--batch", "--seq-len", "--optimizer", "--lr", "--opt-arg",
                  "--model", "--model-arg", "--val-share", "--val-every", "--val-batches",

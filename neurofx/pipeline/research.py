@@ -125,7 +125,7 @@ def run_research(cfg: Config, command: str = "neurofx research",
                                 shift_hours=r.deals_shift_hours)
     options = neural_options(cfg)
     setup = research.ResearchSetup(arrays, matrix, r.start, r.end, cfg.broker, r.policy,
-                                   options, models_identity(options))
+                                   options, models_identity(options), r.group)
     with exclusive(path, "trajectory store"):  # one writer at a time
         store = TrajectoryStore.open(path, create=True, capacity=r.capacity)
         store.check_matrix(matrix)  # passes of other bars or settings: one line, before work

@@ -241,7 +241,7 @@ def _agent_passes(cfg: Config, loaded: LoadedPolicy | None, bars: pd.DataFrame,
     if t.agent == "ma-cross":
         return [run_ma_cross_pass(bars, period, cfg.broker, **_ma_settings(t))]
     return run_neural_passes(loaded, bars, features, period, cfg.broker, t.passes, t.seed,
-                             t.stops)
+                             t.stops, t.group)
 
 
 def baselines_of(cfg: Config, bars: pd.DataFrame, period: Period,

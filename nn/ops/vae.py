@@ -37,6 +37,28 @@ def vae_sample(x: Tensor, seed: int, counter: int, next_args=None) -> tuple[Tens
     return out, eps
 
 
+def vae_sample_rows(x: Tensor, seeds_buf, counter: int, next_counter=None
+                    ) -> tuple[Tensor, Tensor]:
+    """:func:`vae_sample` with one seed per row: ``seeds_buf`` holds B uint32 seeds and row b
+    draws exactly what a batch of one row with seed ``seeds[b]`` draws (the same counter), so
+    a group of passes sampled together gets each pass's own noise. ``next_counter() ->
+    counter`` is what a captured plan calls at each replay."""
+    batch, k = _split_dims(x, "vae_sample_rows")
+    if seeds_buf.size < 4 * batch:
+        raise ValueError(f"vae_sample_rows: {seeds_buf.size // 4} seeds for {batch} rows")
+    out = make_output((batch, k), (x,), "vae_sample_rows")
+    dev = out.device
+    eps = Tensor((batch, k), device=dev, name=dev.owner)
+    launch(dev, FILE, "vae_sample_rows_fwd", (k, batch), x.buf, out.buf, eps.buf, seeds_buf,
+           u32(counter & 0xFFFFFFFF),
+           dynamic=None if next_counter is None else
+           {4: lambda: u32(next_counter() & 0xFFFFFFFF)})
+    if out.requires_grad:
+        out._backward = lambda: launch(dev, FILE, "vae_sample_bwd", (k, batch), x.buf, eps.buf,
+                                       out.grad_buf, x.ensure_grad())
+    return out, eps
+
+
 def vae_kl(x: Tensor, mult: float = 1.0) -> Tensor:
     """mult * mean over rows of -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), shape (1,)."""
     batch, k = _split_dims(x, "vae_kl")
