@@ -201,11 +201,16 @@ class Gemm:
                               (m, n, k, row0 + main, *tail), _DIRECT_DTYPES)
         return event
 
-    def dense(self, x_buf, w_buf, y_buf, m, n, k, bias_buf=None, act: int = 0) -> cl.Event:
+    def dense(self, x_buf, w_buf, y_buf, m, n, k, bias_buf=None, act: int = 0,
+              split: bool = False) -> cl.Event:
         """Enqueue a dense layer's forward ``Y (m, n) = act(X (m, k) @ W^T + bias)``: W stored
         (n, k), bias (n,) or None, ``act`` an activation code (kernels/common.h). One launch
         on the direct path (the product's epilogue adds the bias and applies ``act``); the
-        packed path adds one element-wise launch."""
+        packed path adds one element-wise launch (``bias_act_fwd``, 8 values per work-item,
+        tanh 8-wide). ``split``: that second launch on the direct path too (the product
+        without epilogue), the same values; it pays for tanh over a few rows or more, where
+        the epilogue's one-at-a-time tanh costs more than a launch (ops.linear's training
+        path)."""
         m, n, k = _count(m, "m"), _count(n, "n"), _count(k, "k")
         if m == 0 or n == 0:
             return cl.enqueue_marker(self.device.queue)
@@ -216,7 +221,8 @@ class Gemm:
                                  f"for m={m} n={n} k={k}")
         has_bias = int(bias_buf is not None)
         bias = bias_buf if bias_buf is not None else w_buf
-        if k and (self.packing if self.packing is not None else self._use_packed(m, n, k)):
+        packed = k and (self.packing if self.packing is not None else self._use_packed(m, n, k))
+        if packed or split:
             self.gemm(x_buf, w_buf, y_buf, m, n, k, trans_b=True)
             return launch(self.device, "elementwise.cl", "bias_act_fwd", -(-m * n // 8), y_buf,
                           bias, y_buf, i32(n), i32(has_bias), i32(act), i32(m * n))

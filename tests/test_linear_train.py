@@ -185,3 +185,39 @@ def test_bias_act_fwd_bit_identical_to_per_element_kernel(ref_program, kind, row
                i32(has_bias), i32(act), i32(x.size))
         ref, got = dev.to_host(ref_buf, x.shape), dev.to_host(out, x.shape)
         assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (kind, has_bias)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("m,n,k", [(1, 7, 5), (33, 256, 100), (40, 13, 1080)])
+def test_dense_split_epilogue_same_bits(kind, m, n, k):
+    """Gemm.dense(split=True): the direct product, then bias_act_fwd; the same bits as the
+    product's own epilogue."""
+    from neurofx.nn.ops import ACTIVATIONS
+    dev = get_device()
+    gemm = get_gemm(dev)
+    rng = np.random.default_rng(m + n + k)
+    x, w, b = (rng.normal(size=s).astype(np.float32) for s in ((m, k), (n, k), (n,)))
+    xb, wb, bb = dev.to_device(x), dev.to_device(w / np.sqrt(k)), dev.to_device(b)
+    outs = []
+    for split in (False, True):
+        yb = dev.alloc(4 * m * n)
+        gemm.dense(xb, wb, yb, m, n, k, bb, ACTIVATIONS[kind], split=split)
+        outs.append(dev.to_host(yb, (m, n)))
+    assert np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+
+
+def test_linear_input_gradient_with_several_consumers():
+    """The first backward to reach x writes its gradient, the later ones add to it."""
+    rng = np.random.default_rng(5)
+    x, w1, w2 = (rng.normal(size=s).astype(np.float32) for s in ((6, 11), (9, 11), (9, 11)))
+    r = rng.normal(size=(6, 9)).astype(np.float32)
+    xt = Tensor.from_numpy(x, requires_grad=True)
+    w1t, w2t = Tensor.from_numpy(w1), Tensor.from_numpy(w2)
+    out = ops.add(ops.add(ops.linear(xt, w1t, None, "tanh"), ops.linear(xt, w2t, None, "tanh")),
+                  ops.slice_cols(xt, 0, 9))
+    out.backward(r)
+    x64 = x.astype(np.float64)
+    expected = ((r * (1 - np.tanh(x64 @ w1.T) ** 2)) @ w1
+                + (r * (1 - np.tanh(x64 @ w2.T) ** 2)) @ w2)
+    expected[:, :9] += r
+    np.testing.assert_allclose(xt.grad(), expected, rtol=1e-4, atol=1e-4)
