@@ -7,6 +7,12 @@ in torch in the same run (its default threads, printed), with the neurofx/torch 
 figure is the median of ``--repeats`` runs.
 
     python benchmarks/train_mlp.py [--steps 200] [--optimizer sgd|adam] [--repeats 3]
+    python benchmarks/train_mlp.py --profile 32 [--optimizer sgd|adam] [--steps 50]
+
+``--profile BATCH`` times nothing against torch: it runs planned steps at that batch on a
+profiling queue and prints each kernel's device time per step (summed over its launches, the
+optimizer's included), the launch count and the wall time per step (a profiling queue adds a
+little to the wall time).
 """
 
 from __future__ import annotations
@@ -42,6 +48,58 @@ def neurofx_rate(batch: int, steps: int, optimizer: str, eager: bool) -> float:
         model.train_step(x, y, opt)
     dev.finish()
     return batch * steps / (time.perf_counter() - t0)
+
+
+def profile(batch: int, steps: int, optimizer: str) -> None:
+    """Per-kernel device time of planned training steps (see the module docstring)."""
+    import pyopencl as cl
+
+    dev = get_device()
+    # a profiling queue in place of the device's own, before anything is enqueued
+    dev.queue = cl.CommandQueue(dev.context,
+                                properties=cl.command_queue_properties.PROFILING_ENABLE)
+    events: list = []
+    enqueue = cl.enqueue_nd_range_kernel
+
+    def recording(queue, knl, gsize, lsize, *args, **kwargs):
+        event = enqueue(queue, knl, gsize, lsize, *args, **kwargs)
+        events.append((f"{knl.function_name} {tuple(gsize)}", event))
+        return event
+
+    net = Sequential([Dense(SIZES[0], SIZES[1], "tanh", seed=0),
+                      Dense(SIZES[1], SIZES[2], "tanh", seed=1),
+                      Dense(SIZES[2], SIZES[3], "none", seed=2)])
+    model = Model(net, name=f"profile{batch}")
+    opt = make_optimizer(optimizer, model.store, lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, SIZES[0])).astype(np.float32)
+    y = rng.normal(size=(batch, SIZES[-1])).astype(np.float32)
+    for _ in range(5):
+        model.train_step(x, y, opt)
+    cl.enqueue_nd_range_kernel = recording  # the plan and the optimizer look it up per call
+    per: dict[str, list] = {}
+    try:
+        dev.finish()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            events.clear()
+            model.train_step(x, y, opt)
+            dev.finish()
+            for label, event in events:
+                row = per.setdefault(label, [0, 0.0])
+                row[0] += 1
+                row[1] += (event.profile.end - event.profile.start) * 1e-9
+        wall = (time.perf_counter() - t0) / steps
+    finally:
+        cl.enqueue_nd_range_kernel = enqueue
+    total = sum(s for _, s in per.values()) / steps
+    launches = sum(c for c, _ in per.values()) // steps
+    print(f"batch {batch}, {optimizer}: wall {wall * 1e3:.2f} ms per step, kernels "
+          f"{total * 1e3:.2f} ms device time, {launches} launches per step")
+    print(f"{'ms':>7} {'%':>5} {'count':>5}  kernel (global size)")
+    for label, (count, s) in sorted(per.items(), key=lambda kv: -kv[1][1]):
+        print(f"{s / steps * 1e3:7.3f} {100 * s / steps / total:5.1f} {count // steps:5d}  "
+              f"{label}")
 
 
 def torch_rate(batch: int, steps: int, optimizer: str) -> float | None:
@@ -92,7 +150,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", type=int, metavar="BATCH",
+                    help="per-kernel device times of planned steps at this batch, no torch")
     args = ap.parse_args()
+    if args.profile:
+        profile(args.profile, args.steps, args.optimizer)
+        return
     print(f"device: {get_device().info}")
     probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__, "
                             "torch.get_num_threads())"], capture_output=True, text=True)
