@@ -11,18 +11,20 @@
  * Query head h reads key/value head g = h / (H / Hkv) (contiguous groups, GQA).
  * Backward kernels ACCUMULATE into dq, dk, dv, dx, dgamma, dbeta. */
 
-/* global (Tq, H, B): scores, softmax over the Tk keys, weighted sum of the values */
+/* global (Tq, H, B): scores, softmax over the Tk keys, weighted sum of the values; with
+ * kv_shared, k and v hold one batch row that every query row reads (forward only) */
 __kernel void attn_fwd(__global const float* q, __global const float* k,
                        __global const float* v, __global float* p, __global float* o,
                        const int Tq, const int Tk, const int Hkv, const int dk, const int dv,
-                       const float scale) {
+                       const float scale, const int kv_shared) {
     const int i = get_global_id(0), h = get_global_id(1), b = get_global_id(2);
     const int H = get_global_size(1);
     const int g = h / (H / Hkv);
+    const int kb = kv_shared ? 0 : b;  /* one K/V for every row of the batch */
     __global const float* qr = q + (b * Tq + i) * H * dk + h * dk;
     __global float* pr = p + ((b * H + h) * Tq + i) * Tk;
     for (int j = 0; j < Tk; ++j) {
-        __global const float* kr = k + (b * Tk + j) * Hkv * dk + g * dk;
+        __global const float* kr = k + (kb * Tk + j) * Hkv * dk + g * dk;
         float s = 0.0f;
         for (int d = 0; d < dk; ++d) s += qr[d] * kr[d];
         pr[j] = s * scale;
@@ -31,7 +33,7 @@ __kernel void attn_fwd(__global const float* q, __global const float* k,
     __global float* orow = o + (b * Tq + i) * H * dv + h * dv;
     for (int d = 0; d < dv; ++d) {
         float acc = 0.0f;
-        for (int j = 0; j < Tk; ++j) acc += pr[j] * v[(b * Tk + j) * Hkv * dv + g * dv + d];
+        for (int j = 0; j < Tk; ++j) acc += pr[j] * v[(kb * Tk + j) * Hkv * dv + g * dv + d];
         orow[d] = acc;
     }
 }

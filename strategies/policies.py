@@ -300,8 +300,8 @@ class NeuralPolicy:
         s = np.asarray(state, dtype=np.float32).reshape(1, -1)
         a = np.asarray(account_vectors, dtype=np.float32).reshape(rows, -1)
         forecast = self._forecast(s)
-        if rows > 1:
-            forecast = np.repeat(forecast, rows, axis=0)
+        if rows > 1 and not getattr(self.actor.net, "shares_context", False):
+            forecast = np.repeat(forecast, rows, axis=0)  # else one forecast for every row
         out = self.actor.predict(a, forecast).reshape(rows, -1)
         if out.shape[1] != N_ACTIONS:
             raise NeurofxError(f"actor model returns {out.shape[1]} values per bar; a policy "

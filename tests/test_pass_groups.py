@@ -116,6 +116,21 @@ def test_max_group_stays_below_the_packed_path():
     assert Gemm._use_packed(128, 4096, 4096)
 
 
+def test_shared_context_is_exact_and_for_inference_only():
+    """The TPM actor attends to one forecast row for the whole batch: the same outputs as the
+    forecast repeated per row; with a graph (training) a shared context is refused."""
+    from neurofx import agents
+
+    actor = agents.build("actor", "tpm", model_name="actor_shared")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 12)).astype(np.float32)
+    context = rng.normal(size=(1, 216)).astype(np.float32)
+    np.testing.assert_array_equal(actor.predict(x, context),
+                                  actor.predict(x, np.repeat(context, 5, axis=0)))
+    with pytest.raises(ValueError, match="only inference"):
+        actor.forward(x, context)
+
+
 @pytest.mark.parametrize("name", ["tpm", "baseline"])
 def test_registered_actors_decide_each_row_as_alone(name):
     policy = NeuralPolicy(name, name, stochastic=True)

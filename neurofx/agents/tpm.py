@@ -97,13 +97,17 @@ class TPMEncoder(Module):
 
 @register_layer
 class CrossAttentionAgent(Module):
-    """forward(x, context): x (B, n_in), context (B, kv_tokens*kv_dim) -> (B, n_out).
+    """forward(x, context): x (B, n_in), context (B, kv_tokens*kv_dim) -> (B, n_out); without
+    a graph the context may be one row shared by the batch (``shares_context``: a group of
+    passes decides on one forecast).
 
     ``embed`` = dense n_in -> q_dim sigmoid; ``cross`` = :class:`MLCrossAttentionMLKV`
     (x attends to the context tokens); ``body`` = ``depth`` dense ``hidden`` sigmoid layers;
     ``out`` = dense to n_out (2 * n_out with ``vae``: [mu | logvar]) and ``vae`` =
     :class:`VAEHead` sampling n_out values.
     """
+
+    shares_context = True
 
     def __init__(self, n_in: int, n_out: int, q_dim: int = 32, kv_dim: int = FORECAST_BARS,
                  kv_tokens: int = BAR_FEATURES, heads: int = 8, kv_heads: int = 4,

@@ -160,8 +160,8 @@ class CrossAttentionLayer(Module):
     """
 
     def __init__(self, q_dim: int, heads: int, kv_heads: int, key_size: int, ffn_dim: int,
-                 ffn_activation: str, eps: float, seed: int):
-        self.q_dim = q_dim
+                 ffn_activation: str, eps: float, seed: int, q_tokens: int = 1):
+        self.q_dim, self.q_tokens = q_dim, q_tokens
         self.attn = MultiHeadAttention(q_dim, heads, key_size, kv_heads, shared_kv=True,
                                        seed=child_seed(seed, 0))
         self.norm1 = LayerNorm(q_dim, eps)
@@ -170,7 +170,7 @@ class CrossAttentionLayer(Module):
         self.norm2 = LayerNorm(q_dim, eps)
 
     def forward(self, h: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        batch = k.shape[0]
+        batch = h.shape[0] // self.q_tokens
         a = self.attn.attend(ops.reshape(h, (batch, h.shape[0] // batch, self.q_dim)), k, v)
         a = self.norm1(h, ops.reshape(a, h.shape))
         return self.norm2(a, self.ffn2(self.ffn1(a)))
@@ -194,7 +194,8 @@ class MLCrossAttentionMLKV(Module):
     LayerNorm, FFN q_dim -> ffn_mult*q_dim (``ffn_activation``) -> q_dim, residual +
     LayerNorm. ``context_transposed``: the flat context is stored (kv_dim, kv_tokens), e.g. a
     bar-major forecast (24 bars x 9 variables) read as 9 variable tokens of 24 values; it is
-    transposed on the device first.
+    transposed on the device first. Without a graph, a context of batch 1 is shared by every
+    row of x: its keys and values are computed once (each row gets what a batch of one gets).
 
     Adam-mini blocks: as :class:`MultiHeadAttention` (Q, K per head; V, W_o per row), FFN
     weights per row (Dense), LayerNorm gamma / beta one per tensor, biases per element.
@@ -226,7 +227,7 @@ class MLCrossAttentionMLKV(Module):
         self.kv = [KVProjection(kv_dim, kv_heads, key_size, key_size, child_seed(seed, 0, j))
                    for j in range(n_kv)]
         self.blocks = [CrossAttentionLayer(q_dim, heads, kv_heads, key_size, ffn_mult * q_dim,
-                                           ffn_activation, eps, child_seed(seed, 1, i))
+                                           ffn_activation, eps, child_seed(seed, 1, i), q_tokens)
                        for i in range(layers)]
 
     def config(self) -> dict:
@@ -245,7 +246,7 @@ class MLCrossAttentionMLKV(Module):
                                          "context (transposed)"))
         else:
             c3 = _tokens(context, self.kv_tokens, self.kv_dim, who, "context")
-        if c3.shape[0] != x3.shape[0]:
+        if c3.shape[0] not in (x3.shape[0], 1):
             raise ValueError(f"{who}: batch of x ({x3.shape[0]}) and context ({c3.shape[0]}) "
                              "differ")
         h = ops.reshape(x3, (x3.shape[0] * self.q_tokens, self.q_dim))

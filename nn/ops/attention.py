@@ -21,6 +21,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, heads: int, kv_heads: int) -> Ten
         out[b, i, h, :] = sum_j P[b, h, i, j] v[b, j, g(h), :]
 
     Hkv = H is standard multi-head attention. No mask (cross-attention over a context).
+    Without a graph, ``k`` and ``v`` may hold one batch row that every row of ``q`` attends
+    to (one context shared by a batch: each row gets exactly what a batch of one gives).
     """
     for t, name in ((q, "q"), (k, "k"), (v, "v")):
         if len(t.shape) != 3:
@@ -28,9 +30,10 @@ def attention(q: Tensor, k: Tensor, v: Tensor, heads: int, kv_heads: int) -> Ten
     if heads < 1 or kv_heads < 1 or heads % kv_heads:
         raise ValueError(f"attention: kv_heads={kv_heads} must divide heads={heads}")
     batch, tq, qf = q.shape
-    if k.shape[:2] != v.shape[:2] or k.shape[0] != batch:
+    if k.shape[:2] != v.shape[:2] or k.shape[0] not in (batch, 1):
         raise ValueError(f"attention: batch/tokens of q {q.shape}, k {k.shape}, v {v.shape} "
                          "disagree")
+    shared = int(k.shape[0] != batch)
     tk = k.shape[1]
     if qf % heads or k.shape[2] % kv_heads or v.shape[2] % kv_heads:
         raise ValueError(f"attention: features of q {qf}, k {k.shape[2]}, v {v.shape[2]} are "
@@ -40,11 +43,14 @@ def attention(q: Tensor, k: Tensor, v: Tensor, heads: int, kv_heads: int) -> Ten
         raise ValueError(f"attention: query head size {dk} != key head size "
                          f"{k.shape[2] // kv_heads}")
     out = make_output((batch, tq, heads * dv), (q, k, v), "attention")
+    if shared and out.requires_grad:
+        raise ValueError(f"attention: k and v of batch 1 for q of batch {batch} are shared by "
+                         "the rows, which only inference (no_grad) supports")
     dev = out.device
     scale = 1.0 / math.sqrt(dk)
     p = dev.alloc(4 * batch * heads * tq * tk, "activations", dev.owner)
     launch(dev, FILE, "attn_fwd", (tq, heads, batch), q.buf, k.buf, v.buf, p, out.buf, i32(tq),
-           i32(tk), i32(kv_heads), i32(dk), i32(dv), f32(scale))
+           i32(tk), i32(kv_heads), i32(dk), i32(dv), f32(scale), i32(shared))
     if out.requires_grad:
         def _backward():
             ds = dev.alloc(4 * batch * heads * tq * tk, "activations", dev.owner)
