@@ -2,13 +2,14 @@
 and actor (random weights, stochastic VAE head), eager and planned in the same run.
 
     .venv/bin/python benchmarks/test_passes.py [--passes 16] [--model tpm] [--start 2024-01-01]
-                                               [--end 2024-01-31]
+                                               [--end 2024-01-31] [--groups 1,16]
 
 Times only the passes (the models are built and the bars and features loaded once, outside the
 timing), as ``neurofx.pipeline.test`` runs them (the first pass computes the encoder's forecasts,
-the others share them), once with every model eager
-(``NEUROFX_EAGER`` semantics: ``model.eager = True``) and once with captured execution plans;
-prints seconds in all, seconds per pass, ms per bar, and whether the two runs' deals are equal.
+the others share them; ``--group G`` passes side by side, one batch actor forward per bar),
+with every model eager (``NEUROFX_EAGER`` semantics: ``model.eager = True``) and with captured
+execution plans, for each group size; prints seconds in all, seconds per pass, ms per bar, and
+whether every case's deals equal the first's.
 The issue's target: <= 15 s for all 16 passes of the full-size TPM agent.
 """
 
@@ -24,14 +25,16 @@ from neurofx.strategies.policies import NeuralPolicy, SharedForecasts
 from neurofx.strategies.trained_agent import LoadedPolicy
 
 
-def run(policy: NeuralPolicy, eager: bool, bars, features, period, broker, passes: int):
+def run(policy: NeuralPolicy, eager: bool, bars, features, period, broker, passes: int,
+        group: int):
     for model in (policy.encoder, policy.actor):
         model.eager = eager
         model.invalidate_plans()
     policy.forecasts = SharedForecasts()  # each mode computes its own (shared by its passes)
     loaded = LoadedPolicy(policy, {}, 216)
     t0 = time.perf_counter()
-    outcomes = run_neural_passes(loaded, bars, features, period, broker, passes, seed=0)
+    outcomes = run_neural_passes(loaded, bars, features, period, broker, passes, seed=0,
+                                 group=group)
     return time.perf_counter() - t0, outcomes
 
 
@@ -41,6 +44,7 @@ def main() -> None:
     ap.add_argument("--model", default="tpm", help="registered agent model (tpm, baseline)")
     ap.add_argument("--start", default="2024-01-01")
     ap.add_argument("--end", default="2024-01-31")
+    ap.add_argument("--groups", default="1,16", help="group sizes, comma-separated")
     args = ap.parse_args()
     cfg = load_config()
     bars = cfg.data.load_bars()
@@ -49,16 +53,18 @@ def main() -> None:
     policy = NeuralPolicy(args.model, args.model, stochastic=True)
     policy.check_models("")
     n_bars = int(((bars.index >= period.start_ts) & (bars.index < period.end_exclusive_ts)).sum())
-    results = {}
+    first = None
     for mode, eager in (("eager", True), ("planned", False)):
-        seconds, outcomes = run(policy, eager, bars, features, period, cfg.broker, args.passes)
-        results[mode] = outcomes
-        print(f"{mode:8s} {args.passes} passes x {n_bars} bars: {seconds:7.1f} s in all, "
-              f"{seconds / args.passes:6.2f} s per pass, "
-              f"{1000 * seconds / (args.passes * n_bars):6.2f} ms per bar", flush=True)
-    same = all(a.replay.deals == b.replay.deals
-               for a, b in zip(results["eager"], results["planned"], strict=True))
-    print(f"deals of eager and planned passes equal: {same}")
+        for group in (int(g) for g in args.groups.split(",")):
+            seconds, outcomes = run(policy, eager, bars, features, period, cfg.broker,
+                                    args.passes, group)
+            first = first or outcomes
+            same = all(a.replay.deals == b.replay.deals
+                       for a, b in zip(first, outcomes, strict=True))
+            print(f"{mode:8s} group {group:2d}: {args.passes} passes x {n_bars} bars: "
+                  f"{seconds:7.1f} s in all, {seconds / args.passes:6.2f} s per pass, "
+                  f"{1000 * seconds / (args.passes * n_bars):6.2f} ms per bar; deals equal "
+                  f"to the first case's: {same}", flush=True)
 
 
 if __name__ == "__main__":
