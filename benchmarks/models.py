@@ -1,7 +1,7 @@
 """The seed's TPM encoder, actor and critic: size, memory, speed, and a forecast check.
 
     .venv/bin/python benchmarks/models.py [--bars 20] [--batch 8] [--seq 100] [--iters 3]
-        [--repeats 3] [--speed-only] [--training-only]
+        [--repeats 3] [--speed-only] [--training-only [--against COMMIT]]
         [--forecast] [--f-bars 120] [--f-hidden 32] [--f-seq 24] [--f-batch 8] [--f-iters 300]
 
 1. ``model.summary()`` of the encoder, actor and critic at the spec's sizes, with the
@@ -12,7 +12,11 @@
    ``--repeats`` runs, and whether both gave the same bits.
 4. Encoder training samples/s on ``--seq``-step sub-sequences, ``--batch`` of them per step:
    sequence mode, full backprop through time, FreDF loss, one Adam step per batch; eager and
-   planned, median of ``--repeats`` runs of ``--iters`` steps.
+   planned, median of ``--repeats`` runs of ``--iters`` steps. ``--against COMMIT`` also
+   times the eager path of the code at ``COMMIT`` (issue 14 compares with the eager path as it
+   was when it was filed, ``ec23601``): that revision is installed once into a temporary
+   folder (``git archive`` + ``pip install --no-deps --target``) and run in a child process,
+   alternating with the current code round by round, so all three figures share the run.
 5. ``--forecast``: train an encoder briefly on the bundled 2023 bars (first 80 % of the
    year's decision bars; targets = the next 24 bars' features, standardised with the training
    bars' statistics) and report the held-out MSE (last 20 %, consecutive ``--f-seq``-step
@@ -26,7 +30,12 @@ is excluded.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -122,6 +131,86 @@ def training_speed(seq, batch, iters, repeats, rng) -> None:
     print(f"planned / eager: {rates['planned'] / rates['eager']:.2f}x")
 
 
+# the training measure in a child process on another revision's installed code (its eager path)
+_OLD_TRAINING = """
+import sys, time
+import numpy as np
+from neurofx import agents
+from neurofx.agents.tpm import LOSSES
+from neurofx.nn.optim import make_optimizer
+seq, batch, iters = (int(a) for a in sys.argv[1:4])
+rng = np.random.default_rng(0)
+x = rng.normal(size=(seq, batch, 1080)).astype(np.float32)
+y = rng.normal(size=(seq, batch, 216)).astype(np.float32)
+enc = agents.build("encoder", "tpm", model_name="encoder_train_old")
+enc.loss_fn = LOSSES["encoder:tpm"]
+opt = make_optimizer("adam", enc.store, lr=3e-4)
+enc.train_step(x, y, opt)
+t0 = time.perf_counter()
+for _ in range(iters):
+    enc.train_step(x, y, opt)
+print(seq * batch * iters / (time.perf_counter() - t0))
+"""
+
+
+def install_revision(commit: str) -> Path:
+    """The package as of ``commit``, installed (once) into a temporary folder; its path."""
+    root = Path(tempfile.gettempdir()) / f"neurofx-rev-{commit}"
+    site = root / "site"
+    if not (site / "neurofx").is_dir():
+        src = root / "src"
+        src.mkdir(parents=True, exist_ok=True)
+        repo = Path(__file__).resolve().parent.parent
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation", "--target", str(site), str(src)], check=True)
+    return site
+
+
+def old_training_rate(site: Path, seq: int, batch: int, iters: int) -> float:
+    env = dict(os.environ, PYTHONPATH=str(site), NEUROFX_VERBOSE="0")
+    out = subprocess.run([sys.executable, "-c", _OLD_TRAINING, str(seq), str(batch),
+                          str(iters)], env=env, check=True, capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def training_against(commit, seq, batch, iters, repeats, rng) -> None:
+    """Rounds of (eager at ``commit``, eager now, planned now), samples/s each."""
+    site = install_revision(commit)
+    x = rng.normal(size=(seq, batch, 1080)).astype(np.float32)
+    y = rng.normal(size=(seq, batch, 216)).astype(np.float32)
+    models = {}
+    for mode in ("eager", "planned"):
+        enc = agents.build("encoder", "tpm", model_name=f"encoder_train_{mode}")
+        enc.eager = mode == "eager"
+        enc.loss_fn = LOSSES["encoder:tpm"]
+        opt = make_optimizer("adam", enc.store, lr=3e-4)
+        enc.train_step(x, y, opt)  # warm-up (records the plan)
+        models[mode] = (enc, opt)
+    print(f"\n== encoder training: {seq}-step sub-sequences x {batch}, full BPTT, FreDF, Adam; "
+          f"{repeats} rounds of {iters} steps per case, samples/s ==")
+    print(f"{'round':>5s} {'eager@' + commit:>14s} {'eager now':>10s} {'planned now':>12s} "
+          f"{'planned / eager@' + commit:>24s}")
+    rows = []
+    for r in range(repeats):
+        old = old_training_rate(site, seq, batch, iters)
+        now = {}
+        for mode, (enc, opt) in models.items():
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                enc.train_step(x, y, opt)
+            now[mode] = seq * batch * iters / (time.perf_counter() - t0)
+        rows.append((old, now["eager"], now["planned"]))
+        print(f"{r + 1:5d} {old:14.1f} {now['eager']:10.1f} {now['planned']:12.1f} "
+              f"{now['planned'] / old:24.2f}x", flush=True)
+    med = np.median(np.array(rows), axis=0)
+    print(f"median {med[0]:12.1f} {med[1]:10.1f} {med[2]:12.1f} {med[2] / med[0]:24.2f}x "
+          f"(planned / eager now: {med[2] / med[1]:.2f}x)")
+
+
 def forecast_check(bars, hidden, seq, batch, iters, lr, seed) -> dict:
     """Train an encoder on 2023 and score held-out forecasts (see the module docstring)."""
     from neurofx.data import compute_features, first_decision_bar, load_bars, state_windows
@@ -172,6 +261,8 @@ def main() -> None:
                     help="skip the summaries and the optimizer table")
     ap.add_argument("--training-only", action="store_true",
                     help="only the encoder training table (section 4)")
+    ap.add_argument("--against", default="", metavar="COMMIT",
+                    help="with --training-only: also time the eager path of COMMIT")
     ap.add_argument("--forecast", action="store_true")
     ap.add_argument("--f-bars", type=int, default=120)
     ap.add_argument("--f-hidden", type=int, default=32)
@@ -183,7 +274,10 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     if args.training_only:
-        training_speed(args.seq, args.batch, args.iters, args.repeats, rng)
+        if args.against:
+            training_against(args.against, args.seq, args.batch, args.iters, args.repeats, rng)
+        else:
+            training_speed(args.seq, args.batch, args.iters, args.repeats, rng)
         return
     if not args.skip_speed and not args.speed_only:
         enc, act, crit = build_all()
