@@ -106,6 +106,17 @@ def inference(bars, repeats, rng) -> None:
     print(f"planned == eager bit for bit: {same}")
 
 
+def training_encoder(mode: str, x, y):
+    """The seed-size TPM encoder and its Adam, ``mode`` eager or planned, after one warm-up
+    step (which records the plan)."""
+    enc = agents.build("encoder", "tpm", model_name=f"encoder_train_{mode}")
+    enc.eager = mode == "eager"
+    enc.loss_fn = LOSSES["encoder:tpm"]
+    opt = make_optimizer("adam", enc.store, lr=3e-4)
+    enc.train_step(x, y, opt)
+    return enc, opt
+
+
 def training_speed(seq, batch, iters, repeats, rng) -> None:
     """Encoder training samples/s on sub-sequences, eager and planned in the same run."""
     x = rng.normal(size=(seq, batch, 1080)).astype(np.float32)
@@ -114,11 +125,7 @@ def training_speed(seq, batch, iters, repeats, rng) -> None:
           f"(median of {repeats} x {iters} steps) ==")
     rates = {}
     for mode in ("eager", "planned"):
-        enc = agents.build("encoder", "tpm", model_name=f"encoder_train_{mode}")
-        enc.eager = mode == "eager"
-        enc.loss_fn = LOSSES["encoder:tpm"]
-        opt = make_optimizer("adam", enc.store, lr=3e-4)
-        enc.train_step(x, y, opt)  # warm-up (records the plan)
+        enc, opt = training_encoder(mode, x, y)
         runs = []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -182,14 +189,7 @@ def training_against(commit, seq, batch, iters, repeats, rng) -> None:
     site = install_revision(commit)
     x = rng.normal(size=(seq, batch, 1080)).astype(np.float32)
     y = rng.normal(size=(seq, batch, 216)).astype(np.float32)
-    models = {}
-    for mode in ("eager", "planned"):
-        enc = agents.build("encoder", "tpm", model_name=f"encoder_train_{mode}")
-        enc.eager = mode == "eager"
-        enc.loss_fn = LOSSES["encoder:tpm"]
-        opt = make_optimizer("adam", enc.store, lr=3e-4)
-        enc.train_step(x, y, opt)  # warm-up (records the plan)
-        models[mode] = (enc, opt)
+    models = {mode: training_encoder(mode, x, y) for mode in ("eager", "planned")}
     print(f"\n== encoder training: {seq}-step sub-sequences x {batch}, full BPTT, FreDF, Adam; "
           f"{repeats} rounds of {iters} steps per case, samples/s ==")
     print(f"{'round':>5s} {'eager@' + commit:>14s} {'eager now':>10s} {'planned now':>12s} "

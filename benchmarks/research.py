@@ -30,6 +30,7 @@ import numpy as np
 
 from neurofx.collectors.store import TrajectoryStore
 from neurofx.data import compute_features, load_bars
+from neurofx.data.features import FeatureMatrix
 from neurofx.nn import plan
 from neurofx.strategies import research
 from neurofx.strategies.agent import run_agent_pass
@@ -123,8 +124,6 @@ def main() -> None:
 
 
 def tpm_passes(bars: BarArrays, feats, args) -> None:
-    from neurofx.data.features import FeatureMatrix
-
     matrix = FeatureMatrix.from_features(feats)
     specs = research.pass_specs("neural", args.tpm_passes, 0)
     options = {"encoder": "tpm", "actor": "tpm", "stochastic": True}

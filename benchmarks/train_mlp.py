@@ -30,17 +30,23 @@ from neurofx.nn.optim import make_optimizer
 SIZES = (1080, 256, 256, 216)
 
 
-def neurofx_rate(batch: int, steps: int, optimizer: str, eager: bool) -> float:
+def warmed_up(name: str, batch: int, optimizer: str, eager: bool = False):
+    """The MLP, its optimizer and a batch of data, after 5 warm-up steps."""
     net = Sequential([Dense(SIZES[0], SIZES[1], "tanh", seed=0),
                       Dense(SIZES[1], SIZES[2], "tanh", seed=1),
                       Dense(SIZES[2], SIZES[3], "none", seed=2)])
-    model = Model(net, name=f"bench{batch}", eager=eager)
+    model = Model(net, name=name, eager=eager)
     opt = make_optimizer(optimizer, model.store, lr=1e-3)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, SIZES[0])).astype(np.float32)
     y = rng.normal(size=(batch, SIZES[-1])).astype(np.float32)
     for _ in range(5):
         model.train_step(x, y, opt)
+    return model, opt, x, y
+
+
+def neurofx_rate(batch: int, steps: int, optimizer: str, eager: bool) -> float:
+    model, opt, x, y = warmed_up(f"bench{batch}", batch, optimizer, eager)
     dev = get_device()
     dev.finish()
     t0 = time.perf_counter()
@@ -66,16 +72,7 @@ def profile(batch: int, steps: int, optimizer: str) -> None:
         events.append((f"{knl.function_name} {tuple(gsize)}", event))
         return event
 
-    net = Sequential([Dense(SIZES[0], SIZES[1], "tanh", seed=0),
-                      Dense(SIZES[1], SIZES[2], "tanh", seed=1),
-                      Dense(SIZES[2], SIZES[3], "none", seed=2)])
-    model = Model(net, name=f"profile{batch}")
-    opt = make_optimizer(optimizer, model.store, lr=1e-3)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, SIZES[0])).astype(np.float32)
-    y = rng.normal(size=(batch, SIZES[-1])).astype(np.float32)
-    for _ in range(5):
-        model.train_step(x, y, opt)
+    model, opt, x, y = warmed_up(f"profile{batch}", batch, optimizer)
     cl.enqueue_nd_range_kernel = recording  # the plan and the optimizer look it up per call
     per: dict[str, list] = {}
     try:

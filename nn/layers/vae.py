@@ -52,12 +52,12 @@ class VAEHead(Module):
         host = np.array([int(s) & 0xFFFFFFFF for s in seeds], dtype=np.uint32)
         if host.size == 0:
             raise ValueError("VAEHead.set_row_seeds: need at least one seed")
+        dev = get_device()
         buf = self._seed_bufs.get(host.size)
         if buf is None:
-            dev = get_device()
             buf = self._seed_bufs[host.size] = dev.alloc(4 * host.size, "other",
                                                           "VAEHead.row_seeds")
-        cl.enqueue_copy(get_device().queue, buf, host, is_blocking=True)
+        cl.enqueue_copy(dev.queue, buf, host, is_blocking=True)
         self.row_seeds = tuple(int(s) for s in host)
 
     def plan_mode(self):
